@@ -1,0 +1,51 @@
+"""Command-line entry point: ``mgmt-audit <command> ...``.
+
+Each command lives in its own module of this package with a ``register(subparsers)`` function that
+adds its parser and sets ``func`` to a thin handler. Handlers parse nothing themselves and hold no
+logic: they call one library function and print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mgmt_audit import __version__
+from mgmt_audit.errors import MgmtAuditError
+
+COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="mgmt-audit",
+        description=(
+            "Audit claims that a tumour marker (MGMT promoter methylation first) can be predicted "
+            "from MRI: ingest DICOM cohorts, run Optuna studies over many seeds with label-permutation "
+            "nulls, and report a verdict with its evidence."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"mgmt-audit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mgmt_audit.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; bad input exits with status 2 and a one-line message naming the fix."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MgmtAuditError as exc:
+        print(f"mgmt-audit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mgmt-audit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data stage: DICOM scan and reorientation, preprocessing, cache, manifest, phantom cohorts, controls."""
