@@ -1,0 +1,33 @@
+"""Phantom caches for the probe tests, made in memory: the phantom's own patients
+(``synthesize_patient``, planted signal S) preprocessed by the ingest pipeline's ``preprocess_volume``
+and saved as a cache, skipping the DICOM round trip (covered by the phantom and ingest tests) to
+keep the probe tests within their time budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mgmt_audit.data.cache import save_array
+from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
+from mgmt_audit.data.phantom import cohort_labels, synthesize_patient
+from mgmt_audit.data.preprocess import PreprocessSpec, preprocess_volume
+
+
+def phantom_cache(
+    folder: Path, *, patients: int, signal: float, seed: int, size: int = 24, depth: int = 12
+) -> Manifest:
+    """FLAIR volumes (size, size, depth) of ``patients`` phantom patients with planted signal ``signal``."""
+    spec = PreprocessSpec(size=(size, size), depth=depth, slice_mode="resample")
+    records = []
+    for index, label in enumerate(cohort_labels(patients, seed)):
+        pid = f"{index:05d}"
+        image = synthesize_patient(index, int(label), signal, seed=seed, modalities=("FLAIR",)).images["FLAIR"]
+        path = f"{pid}/FLAIR.npy"
+        save_array(folder / path, preprocess_volume(image, spec))
+        series = {"FLAIR": SeriesRecord("FLAIR", True, "ok", shape=list(spec.shape), path=path)}
+        records.append(PatientRecord(pid, int(label), "ok", series=series))
+    manifest = Manifest(dataset="phantom", layout="rsna-miccai", modalities=["FLAIR"],
+                        preprocess=spec.to_dict(), preprocess_hash=spec.hash, split_seed=seed, patients=records)
+    manifest.save(folder)
+    return manifest
+
