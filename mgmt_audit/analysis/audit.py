@@ -16,7 +16,7 @@ import numpy as np
 from mgmt_audit.analysis import auc as auc_mod
 from mgmt_audit.analysis import bimodality, nulls
 from mgmt_audit.analysis.verdict import FamilyEvidence, ReportedAUC, judge
-from mgmt_audit.data.manifest import atomic_write_text
+from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.errors import AnalysisInputError
 
 AUDIT_NAME = "audit.json"

@@ -10,32 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from mgmt_audit.data.manifest import PatientRecord, SeriesRecord, atomic_write_text
+from mgmt_audit.atomic import atomic_path, atomic_write_text
+from mgmt_audit.data.manifest import PatientRecord, SeriesRecord
 
 RECORD_NAME = "record.json"
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temp path beside ``target`` (same suffixes) that is renamed onto it when the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix="".join(target.suffixes))
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

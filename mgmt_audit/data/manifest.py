@@ -8,13 +8,12 @@ Array paths are relative to the manifest's folder so a cache can be moved as a w
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.errors import CohortError
 
 MANIFEST_NAME = "manifest.json"
@@ -181,15 +180,3 @@ class Manifest:
             folder=path.parent,
         )
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to ``path`` through a temp file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

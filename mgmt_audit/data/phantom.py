@@ -39,9 +39,17 @@ from typing import NamedTuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from mgmt_audit.data.anatomy import ENHANCING, INTENSITY, NECROTIC, load_atlas, place_tumour, render
-from mgmt_audit.data.manifest import MODALITIES, atomic_write_text
-from mgmt_audit.errors import ConfigError, CohortError
+from mgmt_audit.atomic import atomic_write_text
+from mgmt_audit.data.anatomy import (
+    ENHANCING,
+    INTENSITY,
+    NECROTIC,
+    load_atlas,
+    place_tumour,
+    render,
+)
+from mgmt_audit.data.manifest import MODALITIES
+from mgmt_audit.errors import CohortError, ConfigError
 
 CONTRAST_UNIT = {"FLAIR": 1.0, "T1wCE": 1.0}  # in INTENSITY units (FLAIR white matter = 0.6)
 SIZE_SHIFT = 0.25
