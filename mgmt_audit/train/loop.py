@@ -1,0 +1,269 @@
+"""The training engine: ``fit`` trains one model on one patient-level split and returns a RunResult."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mgmt_audit.data.datasets import CacheView, make_view
+from mgmt_audit.data.manifest import Manifest
+from mgmt_audit.data.splits import split_patients
+from mgmt_audit.errors import CohortError, ConfigError
+from mgmt_audit.train.config import TrainConfig
+from mgmt_audit.train.devices import resolve_device
+from mgmt_audit.train.result import RunResult
+from mgmt_audit.train.seeding import (
+    derived_seed,
+    deterministic,
+    loader_generator,
+    seed_everything,
+    worker_init_fn,
+)
+
+Progress = Callable[[dict[str, float]], None]
+
+
+def fit(
+    config: TrainConfig | dict[str, Any],
+    data: Manifest | str | Path,
+    seed: int,
+    *,
+    labels_permuted: bool = False,
+    device: str = "auto",
+    probe: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Train ``config.model`` on the cache ``data`` with ``seed`` and score the validation patients.
+
+    ``labels_permuted`` shuffles the training labels only (the null trial), with a permutation seed
+    derived from ``seed``. On CPU, torch runs deterministic algorithms, so a seed repeats exactly.
+    ``probe`` keeps per-layer pooled validation features; ``progress`` is called after every epoch
+    with that epoch's curve record. With ``patience``, training stops once the validation loss has
+    not improved for that many epochs and the best epoch's weights and predictions are kept.
+    """
+    import torch
+
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    manifest = data if isinstance(data, Manifest) else Manifest.load(data)
+    target = resolve_device(device)
+    patients = manifest.usable_patients(config.modalities)
+    if not patients:
+        raise CohortError(
+            f"no patient in {manifest.folder} has a label and cached {list(config.modalities)}: "
+            "re-run `mgmt-audit ingest` with these modalities or change the config's modalities"
+        )
+    label_of = {p.id: int(p.label) for p in patients}
+    split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
+    split = split_patients(
+        list(label_of), list(label_of.values()), split_seed=split_seed,
+        val_fraction=config.val_fraction, k_folds=config.k_folds, fold=config.fold,
+    )
+    train_labels = [label_of[i] for i in split.train]
+    permutation_seed = None
+    if labels_permuted:
+        permutation_seed = derived_seed(seed, "permutation")
+        train_labels = np.random.default_rng(permutation_seed).permutation(train_labels).tolist()
+    use_amp = config.amp and target.type == "cuda"
+    started = time.perf_counter()
+    with deterministic(target.type == "cpu"):
+        seed_everything(seed)
+        common = {"modalities": config.modalities, **config.view_params}
+        train_view = make_view(
+            config.view, manifest, split.train, labels=train_labels, augment=config.augment,
+            seed=derived_seed(seed, "augment"), **common,
+        )
+        val_view = make_view(config.view, manifest, split.val, **common)
+        model = _build_model(config, train_view).to(target)
+        optimizer = _optimizer(config, model)
+        scheduler = _scheduler(config, optimizer)
+        scaler = torch.amp.GradScaler(target.type, enabled=use_amp)
+        loading = {"batch_size": config.batch_size, "num_workers": config.num_workers, "seed": seed}
+        train_loader = make_loader(train_view, device=target, shuffle=True, **loading)
+        val_loader = make_loader(val_view, device=target, shuffle=False, **loading)
+        curves: list[dict[str, float]] = []
+        best = {"loss": float("inf"), "epoch": 0, "probs": None, "state": None}
+        for epoch in range(1, config.epochs + 1):
+            train_loss, train_auc = _train_epoch(model, train_loader, optimizer, scaler, target, use_amp)
+            val_loss, val_probs = _evaluate(model, val_loader, target, use_amp)
+            record = {
+                "epoch": epoch,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                "train_auc": train_auc,
+                "val_loss": val_loss,
+                "val_auc": _auc(val_view.labels, val_probs),
+            }
+            if not np.isfinite(train_loss) or not np.isfinite(val_loss):
+                raise ConfigError(
+                    f"training diverged at epoch {epoch} (non-finite loss) for model {config.model!r}: "
+                    f"lower lr (now {config.lr})"
+                )
+            curves.append(record)
+            if progress is not None:
+                progress(record)
+            if scheduler is not None:
+                scheduler.step()
+            if config.patience is None or val_loss < best["loss"]:
+                best.update(loss=val_loss, epoch=epoch, probs=val_probs)
+                if config.patience is not None:
+                    best["state"] = copy.deepcopy(model.state_dict())
+            elif epoch - best["epoch"] >= config.patience:
+                break
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        features = _probe(model, val_loader, target) if probe else None
+    return RunResult(
+        config=config.to_dict(),
+        seed=seed,
+        split=split,
+        device=str(target),
+        labels_permuted=labels_permuted,
+        permutation_seed=permutation_seed,
+        ids=list(val_view.patient_ids),
+        labels=val_view.labels.astype(int).tolist(),
+        probs=[float(p) for p in best["probs"]],
+        curves=curves,
+        best_epoch=int(best["epoch"]),
+        amp=use_amp,
+        wall_time_s=time.perf_counter() - started,
+        features=features,
+    )
+
+
+def patient_scores(values: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:
+    """Mean of per-sample ``values`` for each patient (NaN for a patient without samples);
+    ``values`` may be (N,) or (N, F)."""
+    counts = np.bincount(patient_index, minlength=n_patients).astype(np.float64)
+    sums = np.zeros((n_patients, *values.shape[1:]), dtype=np.float64)
+    np.add.at(sums, patient_index, values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts.reshape(-1, *([1] * (values.ndim - 1)))
+
+
+def _auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    seen = np.isfinite(probs)
+    if len(np.unique(labels[seen])) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels[seen], probs[seen]))
+
+
+def _build_model(config: TrainConfig, view: CacheView):
+    from mgmt_audit.models import build
+
+    shape = view.sample_shape
+    return build(config.model, in_channels=shape[0], spatial_size=tuple(shape[1:]), **config.model_params)
+
+
+def _optimizer(config: TrainConfig, model):
+    import torch
+
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(config: TrainConfig, optimizer):
+    import torch
+
+    gamma = float(config.scheduler_params.get("gamma", 0.1))
+    if config.scheduler == "step":
+        step_size = int(config.scheduler_params["step_size"])
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    if config.scheduler == "multistep":
+        milestones = [int(m) for m in config.scheduler_params["milestones"]]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
+    return None
+
+
+def make_loader(
+    view: CacheView, *, batch_size: int, num_workers: int, seed: int, shuffle: bool, device
+):
+    """A seeded DataLoader over a view: the seed fixes the order and the workers' augmentation."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        view,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        # a lone last training sample would break BatchNorm in training mode
+        drop_last=shuffle and len(view) % batch_size == 1,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        generator=loader_generator(seed),
+        worker_init_fn=worker_init_fn,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _train_epoch(model, loader, optimizer, scaler, target, use_amp: bool) -> tuple[float, float]:
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    view: CacheView = loader.dataset
+    total, count, probs, owners = 0.0, 0, [], []
+    for x, y, patient in loader:
+        x = x.to(target, non_blocking=True)
+        y = y.to(target, non_blocking=True)
+        with torch.autocast(target.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(x).reshape(-1)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+        probs.append(torch.sigmoid(logits.detach().float()).cpu().numpy())
+        owners.append(patient.numpy())
+    scores = patient_scores(np.concatenate(probs), np.concatenate(owners), len(view.patient_ids))
+    return total / count, _auc(view.labels, scores)
+
+
+def _evaluate(model, loader, target, use_amp: bool) -> tuple[float, np.ndarray]:
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    view: CacheView = loader.dataset
+    total, probs = 0.0, []
+    with torch.no_grad():
+        for x, y, _ in loader:
+            x = x.to(target, non_blocking=True)
+            y = y.to(target, non_blocking=True)
+            with torch.autocast(target.type, dtype=torch.float16, enabled=use_amp):
+                logits = model(x).reshape(-1).float()
+            total += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+            probs.append(torch.sigmoid(logits).cpu().numpy())
+    owners = view.sample_patient
+    scores = patient_scores(np.concatenate(probs), owners, len(view.patient_ids))
+    return total / len(view), scores
+
+
+def _probe(model, loader, target) -> dict[str, np.ndarray]:
+    """Per-layer pooled features of every validation patient (mean over a patient's samples)."""
+    import torch
+
+    from mgmt_audit.models import pooled_features
+
+    model.eval()
+    view: CacheView = loader.dataset
+    batches: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for x, _, _ in loader:
+            for name, value in pooled_features(model, x.to(target)).items():
+                batches.setdefault(name, []).append(torch.as_tensor(value).float().cpu().numpy())
+    owners = view.sample_patient
+    return {
+        name: patient_scores(np.concatenate(parts), owners, len(view.patient_ids)).astype(np.float32)
+        for name, parts in batches.items()
+    }

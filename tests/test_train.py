@@ -1,0 +1,206 @@
+"""The training engine: configs, seeding, splits, nulls, run files, and on phantom cohorts that the
+pipeline finds a planted signal and invents none."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from cache_factory import write_cache
+from mgmt_audit.data.manifest import Manifest
+from mgmt_audit.errors import ConfigError
+from mgmt_audit.models import build, default_params, feature_layers
+from mgmt_audit.train import RunResult, TrainConfig, fit
+from mgmt_audit.train.devices import resolve_device
+from mgmt_audit.train.loop import patient_scores
+from mgmt_audit.train.seeding import derived_seed
+
+SMALL = {
+    "model": "resnet18_2d",
+    "model_params": default_params("resnet18_2d", "smoke"),
+    "view": "stack",
+    "view_params": {"n_slices": 3},
+    "modalities": ["FLAIR", "T1wCE"],
+    "epochs": 2,
+    "batch_size": 4,
+    "val_fraction": 0.25,
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return write_cache(tmp_path_factory.mktemp("cache"), patients=24, shape=(16, 16, 8), signal=1.0)
+
+
+def run(cache, seed=0, **overrides):
+    return fit({**SMALL, **overrides}, cache, seed, device="cpu")
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def test_config_round_trips_and_reads_toml_like_values():
+    config = TrainConfig.from_dict({**SMALL, "modalities": "FLAIR", "epochs": 3.0, "augment": {"flip_prob": 0.5}})
+    assert config.modalities == ("FLAIR",) and config.epochs == 3 and config.augment.flip_prob == 0.5
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"learning_rate": 0.1}, r"unknown key\(s\) \['learning_rate'\]"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"scheduler": "step"}, "needs scheduler_params.step_size"),
+        ({"scheduler": "none", "scheduler_params": {"gamma": 0.5}}, "scheduler 'none' takes"),
+        ({"k_folds": 4}, "k_folds must be one of"),
+        ({"epochs": 2.5}, "epochs must be an integer"),
+        ({"modalities": ["DWI"]}, "modalities must be distinct names"),
+        ({"view_params": {"size": 8}}, "view 'stack' has no parameter"),
+        ({"augment": {"blur": 1}}, "augment: unknown key"),
+    ],
+)
+def test_bad_config_values_raise_config_error(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({**SMALL, **change})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_asking_for_absent_cuda_is_a_config_error():
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_patient_score_is_the_mean_of_its_samples():
+    values = np.array([0.2, 0.4, 0.9, 0.0, 1.0])
+    owners = np.array([0, 0, 2, 1, 1])
+    np.testing.assert_allclose(patient_scores(values, owners, 4), [0.3, 0.5, 0.9, np.nan])
+
+
+# --- runs on a tiny hand-made cache ----------------------------------------------------------------
+
+
+def test_same_seed_repeats_exactly_and_another_seed_differs(cache):
+    augmented = {"augment": {"flip_prob": 0.5, "noise_std": 0.1}, "num_workers": 1}
+    first, again, other = run(cache, 3, **augmented), run(cache, 3, **augmented), run(cache, 4, **augmented)
+    assert first.probs == again.probs and first.curves == again.curves
+    assert first.probs != other.probs
+    assert first.split == other.split  # the split follows the split seed, not the trial seed
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after fit
+
+
+def test_holdout_and_every_fold_keep_patients_on_one_side(cache):
+    holdout = run(cache, epochs=1)
+    assert not set(holdout.split.train) & set(holdout.split.val)
+    assert holdout.ids == list(holdout.split.val) and holdout.split.split_seed == cache.split_seed
+    validated = []
+    for fold in range(3):
+        result = run(cache, epochs=1, k_folds=3, fold=fold, view="slices", view_params={"tumour_only": True})
+        assert not set(result.split.train) & set(result.split.val)
+        assert result.ids == list(result.split.val)  # one score per patient, not per slice
+        assert sum(result.labels) == len(result.labels) / 2  # 8 patients a fold, 4 of each class
+        validated += result.ids
+    assert sorted(validated) == sorted(p.id for p in cache.patients)
+
+
+def test_permuted_run_records_its_seed_and_keeps_true_validation_labels(cache):
+    result = run(cache, 5, epochs=1, view="roi", view_params={"size": 8})
+    null = fit({**SMALL, "epochs": 1, "view": "roi", "view_params": {"size": 8}}, cache, 5,
+               labels_permuted=True, device="cpu")
+    truth = {p.id: p.label for p in cache.patients}
+    assert null.labels_permuted and null.permutation_seed == derived_seed(5, "permutation")
+    assert null.labels == [truth[i] for i in null.ids] == result.labels
+    assert null.split == result.split and null.probs != result.probs
+
+
+def test_step_scheduler_progress_and_amp_off_on_cpu(cache):
+    seen = []
+    result = fit({**SMALL, "epochs": 3, "scheduler": "step", "scheduler_params": {"step_size": 1, "gamma": 0.5},
+                  "optimizer": "sgd", "lr": 0.01, "amp": True}, cache, 0, device="cpu", progress=seen.append)
+    assert [c["lr"] for c in result.curves] == pytest.approx([0.01, 0.005, 0.0025])
+    assert seen == result.curves and [c["epoch"] for c in seen] == [1, 2, 3]
+    assert result.amp is False and result.device == "cpu"
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path_factory):
+    null_cache = write_cache(tmp_path_factory.mktemp("null"), patients=16, shape=(16, 16, 8), signal=0.0)
+    result = fit({**SMALL, "epochs": 12, "patience": 1, "lr": 0.05, "optimizer": "adamw", "weight_decay": 0.01},
+                 null_cache, 0, device="cpu")
+    losses = [c["val_loss"] for c in result.curves]
+    assert len(losses) < 12  # stopped early: a null cohort's validation loss does not keep falling
+    assert result.best_epoch == int(np.argmin(losses)) + 1 == len(losses) - 1
+    assert result.val_auc == pytest.approx(result.curves[result.best_epoch - 1]["val_auc"])
+
+
+def test_run_files_round_trip_with_probe_features(cache, tmp_path):
+    result = fit({**SMALL, "epochs": 1}, cache, 0, device="cpu", probe=True)
+    folder = result.save(tmp_path / "run")
+    assert (folder / "predictions.csv").read_text().splitlines()[0] == "id,label,prob"
+    back = RunResult.load(folder)
+    assert back.probs == result.probs and back.ids == result.ids and back.split == result.split
+    assert back.config == result.config and back.val_auc == result.val_auc
+    layers = feature_layers(build("resnet18_2d", in_channels=6, spatial_size=(16, 16), **SMALL["model_params"]))
+    assert list(back.features) == layers
+    assert all(v.shape[0] == len(result.ids) and np.isfinite(v).all() for v in back.features.values())
+
+
+# --- phantom cohorts through DICOM, ingest and the cache --------------------------------------------
+
+
+def phantom_cache(tmp_path_factory, signal: float, seed: int) -> Manifest:
+    """A 48-patient phantom through DICOM and ingest, cached at 32x32x16; built once per session
+    even under pytest-xdist (the workers share it through a file lock, as the xdist docs advise)."""
+    from filelock import FileLock
+
+    from mgmt_audit.data.ingest import ingest
+    from mgmt_audit.data.phantom import write_phantom_cohort
+    from mgmt_audit.data.preprocess import PreprocessSpec
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's folder
+    root = shared / f"train_phantom_s{signal}_seed{seed}"
+    with FileLock(f"{root}.lock"):
+        if not (root / "cache" / "manifest.json").is_file():
+            cohort = write_phantom_cohort(root / "dicom", patients=48, signal=signal, seed=seed, matrix=32)
+            ingest(cohort.root, cohort.labels_csv, root / "cache", spec=PreprocessSpec(size=(32, 32), depth=16),
+                   modalities=("FLAIR", "T1wCE"), dataset=None, exclude_flagged=False, progress=False)
+    return Manifest.load(root / "cache")
+
+
+@pytest.fixture(scope="module")
+def signal_phantom(tmp_path_factory):
+    return phantom_cache(tmp_path_factory, 1.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def null_phantom(tmp_path_factory):
+    return phantom_cache(tmp_path_factory, 0.0, seed=1)
+
+
+PHANTOM_2D = {**SMALL, "epochs": 8, "batch_size": 8, "val_fraction": 0.2}
+
+
+@pytest.mark.slow
+def test_3d_resnet_finds_the_planted_signal(signal_phantom):
+    config = {"model": "resnet10_3d", "model_params": default_params("resnet10_3d", "smoke"),
+              "view": "volume", "modalities": ["FLAIR", "T1wCE"], "epochs": 2, "batch_size": 8}
+    assert fit(config, signal_phantom, 0, device="cpu").val_auc >= 0.85
+
+
+@pytest.mark.slow
+def test_2d_resnet_finds_the_planted_signal(signal_phantom):
+    assert fit(PHANTOM_2D, signal_phantom, 0, device="cpu").val_auc >= 0.85
+
+
+@pytest.mark.slow
+def test_no_signal_phantom_stays_at_chance(null_phantom):
+    aucs = [fit(PHANTOM_2D, null_phantom, seed, device="cpu").val_auc for seed in range(4)]
+    assert np.mean(aucs) == pytest.approx(0.5, abs=0.15)
+
+
+@pytest.mark.slow
+def test_permuted_labels_fall_to_chance_on_the_signal_phantom(signal_phantom):
+    aucs = [fit(PHANTOM_2D, signal_phantom, seed, labels_permuted=True, device="cpu").val_auc for seed in range(8)]
+    assert np.mean(aucs) == pytest.approx(0.5, abs=0.2)
