@@ -1,0 +1,106 @@
+"""``mgmt-audit study list|show|run|status``: Optuna studies from the specs in ``studies/``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "study",
+        help="list, show, run and inspect the study specs (Optuna studies over seeds with nulls)",
+        description=(
+            "Study specs (studies/<name>.toml) describe one experiment: data, model, search space, "
+            "seeds, sampler and label-permutation null trials, with a 'paper' and a 'smoke' profile."
+        ),
+    )
+    sub = parser.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("list", help="the studies found and where they were found")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("show", help="a study spec with one profile resolved, as TOML")
+    p.add_argument("name", help="study name (or a path to a .toml spec)")
+    p.add_argument("--profile", default="paper", help="profile to resolve (default: paper)")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser(
+        "run",
+        help="run (or continue) a study until its target number of trials is complete",
+        description=(
+            "Run a study until --n-trials trials are COMPLETE; running again continues to the target. "
+            "Several processes or machines may share one study through one --storage URL."
+        ),
+    )
+    p.add_argument("name", help="study name (or a path to a .toml spec)")
+    p.add_argument("--profile", default="paper", help="'paper' (published sizes, GPU) or 'smoke' (tiny, CPU)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, metavar="DIR",
+                        help="an ingested cache (manifest.json) or a raw RSNA-MICCAI root (train_labels.csv)")
+    source.add_argument("--phantom", type=float, nargs="?", const=0.0, metavar="S",
+                        help="a phantom cohort with planted signal S (default 0: none) under RUNS_DIR/<study>/")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<study>.db)")
+    p.add_argument("--n-trials", type=int, help="target number of COMPLETE trials (default: the profile's)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: CPU cores / workers)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where trial folders go (default runs)")
+    p.add_argument("--heartbeat", type=int, default=30,
+                   help="seconds between trial heartbeats; a trial silent for 2x this is failed and retried")
+    p.add_argument("--probe", action="store_true", help="also save per-layer validation features (features.npz)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("status", help="the study's trials: state, seed, parameters, AUC, null flag, files")
+    p.add_argument("name", help="study name")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<name>.db)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs folder of the default storage")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per trial")
+    p.set_defaults(func=_status)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from mgmt_audit.config import list_studies, study_dirs
+
+    print("searched: " + ", ".join(f"{origin} ({folder})" for folder, origin in study_dirs()))
+    for name, path, origin in list_studies():
+        print(f"{name:<20} {origin:<20} {path}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mgmt_audit.config import load_study
+
+    print(load_study(args.name, args.profile).to_toml(), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mgmt_audit.config import load_study
+    from mgmt_audit.study.runner import RunOptions, default_storage, run_study
+
+    spec = load_study(args.name, args.profile)
+    options = RunOptions(
+        storage=args.storage or default_storage(spec.name, args.runs_dir),
+        runs_dir=args.runs_dir,
+        n_trials=args.n_trials or spec.n_trials,
+        device=args.device,
+        workers=args.workers,
+        threads=args.threads,
+        heartbeat=args.heartbeat,
+        probe=args.probe,
+    )
+    counts = run_study(spec, options, data=args.data, phantom=args.phantom)
+    print("trials: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mgmt_audit.study.runner import default_storage, load_existing_study
+    from mgmt_audit.study.status import format_table, trial_rows
+
+    study = load_existing_study(args.name, args.storage or default_storage(args.name, args.runs_dir))
+    rows = trial_rows(study)
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows, study.user_attrs))
+    return 0

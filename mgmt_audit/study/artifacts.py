@@ -1,0 +1,25 @@
+"""Where a trial's files live: ``<runs_dir>/<study>/<trial number>/`` holding predictions.csv,
+curves.json, meta.json (and features.npz when probed), as written by ``RunResult.save``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mgmt_audit.train.result import CURVES, FEATURES, META, PREDICTIONS
+
+
+def study_folder(runs_dir: str | Path, study: str) -> Path:
+    """``<runs_dir>/<study>``: trial folders, the phantom cohort and its caches."""
+    return Path(runs_dir) / study
+
+
+def trial_folder(runs_dir: str | Path, study: str, number: int) -> Path:
+    """``<runs_dir>/<study>/<number>``."""
+    return study_folder(runs_dir, study) / str(number)
+
+
+def save_trial(result: Any, folder: str | Path) -> dict[str, str]:
+    """Save a RunResult into ``folder``; returns ``{file name: absolute path}`` of what was written."""
+    folder = Path(result.save(folder)).resolve()
+    return {name: str(folder / name) for name in (PREDICTIONS, CURVES, META, FEATURES) if (folder / name).is_file()}

@@ -1,0 +1,126 @@
+"""The cohort a study trains on: an ingested cache, a raw root ingested with the profile's
+preprocessing, or a phantom cohort written under the study's run folder.
+
+Caches of raw roots and phantoms live in ``<runs_dir>/<study>/cache/<preprocess hash>/``, one per
+preprocessing (a search over ``preprocess.*`` keys gets one cache per value), made once under a file
+lock and reused by every later trial, worker and run (ingest itself resumes an interrupted cache).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mgmt_audit.config import StudySpec, preprocess_spec
+from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
+from mgmt_audit.errors import CohortError, ConfigError
+from mgmt_audit.study.artifacts import study_folder
+
+LABELS_CSV = "train_labels.csv"
+MASK_VIEWS = {"roi"}  # views that read the tumour mask: they need the BraTS (NIfTI + seg) layout
+PHANTOM_DEFAULTS = {"patients": 40, "matrix": 64, "seed": 0}
+
+
+@dataclass(frozen=True)
+class CohortSource:
+    """Resolves a trial's preprocessing to a cache folder (see the module docstring)."""
+
+    cache: Path | None = None  # a fixed, already ingested cache
+    root: Path | None = None  # a raw cohort: images root
+    labels: Path | None = None  # its labels csv
+    layout: str = "rsna-miccai"
+    dataset: str | None = None  # dataset description name for ingest (None for phantoms)
+    modalities: tuple[str, ...] = ()
+    cache_root: Path | None = None
+
+    def __call__(self, preprocess: dict[str, Any]) -> Path:
+        """The cache folder for this preprocessing, ingesting it first when needed."""
+        if self.cache is not None:
+            return self.cache
+        from filelock import FileLock
+
+        from mgmt_audit.data.ingest import NOT_DONE, ingest
+
+        spec = preprocess_spec(preprocess)
+        out = self.cache_root / spec.hash
+        with FileLock(str(out) + ".lock"):
+            if (out / MANIFEST_NAME).is_file():
+                manifest = Manifest.load(out)
+                if not any(p.reason == NOT_DONE for p in manifest.patients):
+                    return out
+            ingest(self.root, self.labels, out, spec=spec, modalities=self.modalities, layout=self.layout,
+                   dataset=self.dataset, exclude_flagged=None if self.dataset else False, workers=1,
+                   progress=False)
+        return out
+
+
+def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | None = None,
+                  phantom: float | None = None) -> CohortSource:
+    """Where ``spec``'s trials read their data: ``data`` (a cache with manifest.json or a raw root with
+    train_labels.csv) or a phantom cohort of planted signal ``phantom`` (written once, then reused)."""
+    layout = "brats-task1" if spec.data["view"] in MASK_VIEWS else "rsna-miccai"
+    modalities = tuple(_all_modalities(spec))
+    if (data is None) == (phantom is None):
+        raise ConfigError("pass exactly one of --data DIR or --phantom [S]")
+    if phantom is not None and spec.data["dataset"] == "digits":
+        raise ConfigError(
+            f"study {spec.name} trains on digits, not on a phantom: pass --data with a digits cache "
+            "(written by mgmt_audit.data.controls)"
+        )
+    if phantom is not None:
+        root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1")
+        cache_root = study_folder(runs_dir, spec.name) / f"phantom-S{phantom:g}" / "cache"
+        images = root / "brats" if layout == "brats-task1" else root
+        return CohortSource(root=images, labels=root / LABELS_CSV, layout=layout, dataset=None,
+                            modalities=modalities, cache_root=cache_root)
+    folder = Path(data)
+    if (folder / MANIFEST_NAME).is_file():
+        if any(p.key.startswith("preprocess.") for p in spec.search):
+            raise ConfigError(
+                f"{folder} is one ingested cache but study {spec.name} searches preprocessing "
+                f"({[p.key for p in spec.search if p.key.startswith('preprocess.')]}): pass the raw "
+                "cohort root to --data so each value gets its own cache"
+            )
+        manifest = Manifest.load(folder)
+        missing = sorted(set(modalities) - set(manifest.modalities))
+        if missing:
+            raise CohortError(f"cache {folder} has no {missing}: re-run `mgmt-audit ingest` with them")
+        return CohortSource(cache=folder)
+    if (folder / LABELS_CSV).is_file():
+        images = folder / "brats" if layout == "brats-task1" and (folder / "brats").is_dir() else folder
+        return CohortSource(root=images, labels=folder / LABELS_CSV, layout=layout,
+                            dataset=spec.data["dataset"], modalities=modalities,
+                            cache_root=study_folder(runs_dir, spec.name) / "cache")
+    raise CohortError(
+        f"--data {folder}: neither an ingested cache ({MANIFEST_NAME}) nor a raw RSNA-MICCAI root "
+        f"({LABELS_CSV} beside the patient folders): pass one of these"
+    )
+
+
+def write_phantom(spec: StudySpec, runs_dir: str | Path, signal: float, *, nifti: bool) -> Path:
+    """Write (once) the phantom cohort of ``spec``'s ``data.phantom`` size with signal ``signal``."""
+    from filelock import FileLock
+
+    from mgmt_audit.data.phantom import write_phantom_cohort
+
+    settings = {**PHANTOM_DEFAULTS, **spec.data.get("phantom", {})}
+    root = study_folder(runs_dir, spec.name) / f"phantom-S{signal:g}" / "raw"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not (root / LABELS_CSV).is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a write cut short: the labels file comes last
+            write_phantom_cohort(root, patients=int(settings["patients"]), signal=signal,
+                                 seed=int(settings["seed"]), nifti=nifti, matrix=int(settings["matrix"]))
+    return root
+
+
+def _all_modalities(spec: StudySpec) -> list[str]:
+    """Every modality a trial of the spec may read (the data's and a ``modalities`` search's)."""
+    names = list(spec.data["modalities"])
+    for param in spec.search:
+        if param.key == "modalities":
+            for choice in param.choices:
+                names.extend(m for m in str(choice).split("+") if m not in names)
+    return names

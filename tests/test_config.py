@@ -1,0 +1,197 @@
+"""Study specs: every shipped spec loads in both profiles, profiles override the base, bad specs fail
+with a message naming the file and key, and specs are found in the documented order."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mgmt_audit.cli import main
+from mgmt_audit.config import STUDIES_ENV, find_study, list_studies, load_study, parse_study
+from mgmt_audit.errors import ConfigError
+from mgmt_audit.train.config import TrainConfig
+
+REPO_STUDIES = Path(__file__).resolve().parent.parent / "studies"
+SHIPPED = sorted(p.stem for p in REPO_STUDIES.glob("*.toml"))
+REQUIRED = {
+    "cnn2d_sweep", "effnet3d_sweep", "roi_resnet_sweep", "fusion_sweep", "simclr_sweep", "vit_sweep",
+    "resnet10_seeds", "custom_cnn_sweep", "mnist_control", "demo",
+}
+
+MINIMAL = """
+description = "test spec"
+n_trials = 6
+null_trials = 2
+[data]
+dataset = "rsna_miccai_2021"
+modalities = ["FLAIR"]
+view = "slices"
+[data.preprocess]
+size = 16
+depth = 8
+[model]
+family = "resnet18_2d"
+preset = "smoke"
+[train]
+lr = 1e-3
+epochs = 3
+[search]
+lr = { type = "log-float", low = 1e-4, high = 1e-2 }
+[seeds]
+count = 2
+[profiles.paper]
+[profiles.smoke]
+n_trials = 4
+[profiles.smoke.train]
+epochs = 1
+"""
+
+
+def spec_from(text: str, tmp_path: Path, name: str = "mini", profile: str | None = None):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return parse_study(tomllib.loads(text), path, profile)
+
+
+def test_every_required_study_is_shipped():
+    assert REQUIRED <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("profile", ["paper", "smoke"])
+def test_shipped_spec_loads_and_builds_a_training_config(name, profile):
+    spec = load_study(name, profile)
+    assert spec.profile == profile and spec.description
+    assert 0 <= spec.null_trials <= spec.n_trials - spec.null_trials
+    for param in spec.search:  # every categorical choice gives a valid training config
+        for choice in param.choices:
+            TrainConfig.from_dict(spec.train_dict({**spec.example_params(), param.key: choice}))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_smoke_profile_is_cpu_sized(name):
+    spec = load_study(name, "smoke")
+    size = spec.preprocess.get("size", 256)
+    sizes = [c for p in spec.search if p.key == "preprocess.size" for c in p.choices] or [size]
+    assert max(sizes) <= 64 and spec.preprocess.get("depth", 64) <= 16
+    assert spec.model.get("preset") == "smoke"
+    assert spec.n_trials <= 4
+    if spec.data["dataset"] != "digits":  # the digits control has no phantom
+        assert spec.data["phantom"]["patients"] <= 32
+    searched = [p.high for p in spec.search if p.key == "epochs"]
+    assert max(searched or [spec.train["epochs"]]) <= 8
+
+
+def test_profile_values_override_the_base(tmp_path):
+    paper = spec_from(MINIMAL, tmp_path, profile="paper")
+    smoke = spec_from(MINIMAL, tmp_path, profile="smoke")
+    assert (paper.n_trials, paper.train["epochs"], paper.train["lr"]) == (6, 3, 1e-3)
+    assert (smoke.n_trials, smoke.train["epochs"], smoke.train["lr"]) == (4, 1, 1e-3)
+    assert paper.spec_hash != smoke.spec_hash
+
+
+def test_published_settings_of_the_kaggle_winner():
+    spec = load_study("resnet10_seeds", "paper")
+    config = TrainConfig.from_dict(spec.train_dict({}))
+    assert (config.model, config.optimizer, config.lr, config.epochs) == ("resnet10_3d", "adam", 1e-4, 15)
+    assert spec.preprocess["size"] == 256 and spec.preprocess["depth"] == 64 and len(spec.seeds) == 10
+
+
+def test_spec_hash_ignores_the_target_but_not_the_trials(tmp_path):
+    base = spec_from(MINIMAL, tmp_path)
+    more = spec_from(MINIMAL.replace("n_trials = 6", "n_trials = 9"), tmp_path)
+    other_lr = spec_from(MINIMAL.replace("lr = 1e-3", "lr = 2e-3"), tmp_path)
+    assert base.spec_hash == more.spec_hash != other_lr.spec_hash
+
+
+def test_search_keys_map_into_the_training_config(tmp_path):
+    spec = load_study("vit_sweep", "smoke")
+    config = spec.train_dict({"lr": 0.01, "model_params.patch_size": "16x16x8", "model_params.hidden_size": 64})
+    assert config["lr"] == 0.01 and config["model_params"]["patch_size"] == (16, 16, 8)
+    assert config["model_params"]["hidden_size"] == 64
+    assert spec.train_dict({"model_params.patch_size": 16})["model_params"]["patch_size"] == (16, 16, 16)
+    cnn = load_study("cnn2d_sweep", "paper")
+    point = {"model": "densenet121_2d", "modalities": "T1wCE", "preprocess.size": 512}
+    assert cnn.train_dict(point)["model"] == "densenet121_2d"
+    assert cnn.train_dict(point)["modalities"] == ["T1wCE"]
+    assert "growth_rate" in cnn.train_dict(point)["model_params"]
+    assert cnn.preprocess_dict(point)["size"] == 512
+    mini = spec_from(MINIMAL, tmp_path)
+    assert mini.train_dict({"modalities": "FLAIR+T1wCE"})["modalities"] == ["FLAIR", "T1wCE"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('[seeds]', '[seedz]'), "unknown key(s) ['seedz']"),
+        (('type = "log-float", low = 1e-4', 'type = "log-float", low = 0.0'), "search.lr: a log-float needs low > 0"),
+        (('type = "log-float"', 'type = "gaussian"'), "search.lr.type must be one of"),
+        (('[profiles.smoke]\nn_trials = 4\n[profiles.smoke.train]', '[profiles.tiny]\nn_trials = 4\n[profiles.tiny.train]'),
+         "[profiles.smoke] is missing"),
+        (('null_trials = 2', 'null_trials = 4'), "null_trials (4) must be at most"),
+        (('family = "resnet18_2d"', 'family = "resnet99"'), "unknown model 'resnet99'"),
+        (('lr = 1e-3\nepochs = 3', 'lr = 1e-3\nepochs = 3\nbogus = 1'), "training config: unknown key(s) ['bogus']"),
+        (('view = "slices"', 'view = "slices"\nphantom = { patients = 0 }'), "data.phantom.patients must be an integer >= 1"),
+        (('[seeds]\ncount = 2', '[seeds]\ncount = 2\n[sampler]\nname = "tpe"\nwarmup = 3'),
+         "sampler 'tpe' has no setting(s) ['warmup']"),
+        (('[seeds]\ncount = 2', '[seeds]\ncount = 2\n[sampler]\nname = "grid"'),
+         "the grid sampler needs categorical or int dimensions"),
+        (('size = 16', 'size = 16\nslice_mode = "middle"'), "slice_mode must be one of"),
+    ],
+)
+def test_bad_spec_names_file_and_key(tmp_path, edit, message):
+    old, new = edit
+    assert old in MINIMAL
+    with pytest.raises(ConfigError) as info:
+        spec_from(MINIMAL.replace(old, new), tmp_path)
+    assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)
+
+
+def test_invalid_toml_and_name_mismatch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "broken.toml").write_text("description = \n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        load_study("broken")
+    (tmp_path / "studies" / "named.toml").write_text('name = "other"\n' + MINIMAL)
+    with pytest.raises(ConfigError, match="must match the file name 'named'"):
+        load_study("named")
+    with pytest.raises(ConfigError, match="no study named 'nowhere'.*known studies: .*demo"):
+        load_study("nowhere")
+
+
+def test_lookup_order_cwd_then_env_then_package(tmp_path, monkeypatch):
+    env_dir, cwd = tmp_path / "env", tmp_path / "cwd"
+    (cwd / "studies").mkdir(parents=True)
+    env_dir.mkdir()
+    (env_dir / "demo.toml").write_text(MINIMAL)
+    (env_dir / "envonly.toml").write_text(MINIMAL)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv(STUDIES_ENV, str(env_dir))
+    assert find_study("demo") == env_dir / "demo.toml"  # env before the package tree
+    assert find_study("cnn2d_sweep") == REPO_STUDIES / "cnn2d_sweep.toml"
+    (cwd / "studies" / "demo.toml").write_text(MINIMAL)
+    assert find_study("demo").resolve() == (cwd / "studies" / "demo.toml").resolve()  # ./studies first
+    origins = {name: origin for name, _, origin in list_studies()}
+    assert origins["demo"] == "./studies" and origins["envonly"] == f"${STUDIES_ENV}"
+    assert origins["vit_sweep"] == "package source tree"
+
+
+def test_cli_show_prints_the_resolved_profile_as_toml(capsys):
+    assert main(["study", "show", "resnet10_seeds", "--profile", "smoke"]) == 0
+    text = capsys.readouterr().out
+    assert '# profile = "smoke"' in text
+    shown = tomllib.loads(text)
+    spec = load_study("resnet10_seeds", "smoke")
+    assert shown["train"] == spec.resolved["train"] and shown["data"] == spec.resolved["data"]
+    assert shown["description"].strip() == spec.description and "profiles" not in shown
+
+
+def test_cli_list_and_bad_profile(capsys):
+    assert main(["study", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "searched: ./studies" in out and all(name in out for name in REQUIRED)
+    assert main(["study", "show", "demo", "--profile", "laptop"]) == 2
+    assert "no profile 'laptop'; choose one of ['paper', 'smoke']" in capsys.readouterr().err
