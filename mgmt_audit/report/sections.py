@@ -1,0 +1,306 @@
+"""One function per report section: grouped trials in, a :class:`~mgmt_audit.report.page.Section`
+out. A section with nothing to show says why instead of vanishing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mgmt_audit.analysis.bimodality import bimodality_coefficient, class_separation, dip_test, kde_curves
+from mgmt_audit.analysis.chance_loss import label_entropy
+from mgmt_audit.analysis.nulls import empirical_pvalue
+from mgmt_audit.analysis.verdict import Verdict
+from mgmt_audit.data.controls import digit_classes
+from mgmt_audit.data.manifest import Manifest
+from mgmt_audit.errors import AnalysisInputError
+from mgmt_audit.report import figures
+from mgmt_audit.report.collect import StudyRuns
+from mgmt_audit.report.groups import Group
+from mgmt_audit.report.page import Cell, Section, figure_block, table_block, text_block
+from mgmt_audit.report.probing import StudyProbe
+
+MAX_PANELS = 8  # seed runs shown per configuration in the probability histograms
+MIN_IMPORTANCE_TRIALS = 6
+
+
+def verdict_section(
+    groups: Sequence[Group], verdicts: Sequence[Verdict], per_cohort: Mapping[str, str]
+) -> Section:
+    """Section 1: one row per (cohort, configuration) with its verdict and evidence sentence."""
+    section = Section("verdicts", "Verdicts", intro=(
+        "signal: beyond chance after adjusting for the configurations compared, with the AUC "
+        "interval above 0.5. no_signal: nothing beyond chance with enough cases (or a planted-signal "
+        "power figure) to detect the stated effect. inconclusive: anything else."))
+    if not groups:
+        section.empty = "no trial finished: there is nothing to judge yet"
+        return section
+    section.blocks.append(table_block(
+        ["cohort", "verdict"],
+        [[cohort, Cell(verdict, f"verdict-{verdict}")] for cohort, verdict in per_cohort.items()],
+        title="By cohort"))
+    section.blocks.append(table_block(
+        ["cohort", "configuration", "seeds", "verdict", "evidence", "rule"],
+        [[g.study.cohort, g.config, len(g.runs), Cell(v.verdict, f"verdict-{v.verdict}"),
+          v.sentence, v.reason] for g, v in zip(groups, verdicts, strict=True)],
+        title="By configuration"))
+    return section
+
+
+def auc_section(groups: Sequence[Group], n_trials: int) -> Section:
+    """Section 2: AUC per seed with DeLong CIs, the permutation-null band and the best-of-N line."""
+    section = Section("auc", "AUC across seeds", intro=(
+        "Each dot is one seed's validation AUC with its DeLong 95% interval; the black bar is the mean "
+        "over seeds. The grey band is the central 95% of the label-permutation null of the same "
+        f"configurations; the orange line is the AUC the best of {n_trials} null trials reaches by "
+        "chance alone at this validation size."))
+    shown = [g for g in groups if g.runs]
+    if not shown:
+        section.empty = "no finished seed runs (only null or failed trials): nothing to plot"
+        return section
+    band = null_band(groups)
+    best = (n_trials, shown[0].best_of_n(n_trials)) if n_trials > 1 else None
+    strip = figures.auc_strip(
+        [figures.AucGroup(g.name, g.aucs, [lo for _, lo, _ in g.cis], [hi for _, _, hi in g.cis])
+         for g in shown], null_band=band, best_of_n=best)
+    section.blocks.append(figure_block(strip, "validation AUC per seed and configuration",
+                                       "Validation AUC per seed (DeLong 95% CI), null band and best-of-N line."))
+    if band is None:
+        section.blocks.append(text_block("No label-permutation trials were run, so no null band is drawn."))
+    rows = []
+    for g in shown:
+        aucs = np.asarray(g.aucs)
+        null_aucs = g.study.null_aucs
+        p_value = empirical_pvalue(float(aucs.mean()), null_aucs) if null_aucs else None
+        rows.append([g.study.cohort, g.config, len(aucs), float(aucs.mean()),
+                     float(aucs.std(ddof=1)) if aucs.size > 1 else None, float(aucs.min()),
+                     float(aucs.max()), len(null_aucs), p_value])
+    section.blocks.append(table_block(
+        ["cohort", "configuration", "seeds", "mean AUC", "sd", "min", "max", "null runs",
+         "permutation p (mean AUC)"], rows, note=(
+             "Null runs: the study's label-permutation trials (training labels shuffled, scored "
+             "against the true labels). Permutation p: (1 + #null AUCs >= mean AUC) / (1 + null runs).")))
+    return section
+
+
+def null_band(groups: Sequence[Group]) -> tuple[float, float] | None:
+    """Central 95% of the null AUCs of every study behind ``groups`` (None when there are none)."""
+    studies = {id(g.study): g.study for g in groups}.values()
+    null_aucs = [auc for study in studies for auc in study.null_aucs]
+    if not null_aucs:
+        return None
+    return float(np.quantile(null_aucs, 0.025)), float(np.quantile(null_aucs, 0.975))
+
+
+def probability_section(groups: Sequence[Group]) -> Section:
+    """Section 3: predicted-probability histograms with KDE per seed, coloured by true label."""
+    section = Section("probabilities", "Predicted probabilities by true label", intro=(
+        "Histograms of each seed run's predicted probability of label 1 on the validation patients, "
+        "split by true label, with Gaussian KDE curves. A model with no signal gives one lump near the "
+        "base rate for both classes. Under each panel: Sarle's bimodality coefficient BC (> 0.555 "
+        "suggests two modes), Hartigan's dip-test p (small = not unimodal) and the overlap of the two "
+        f"classes' densities (1 = identical). At most {MAX_PANELS} seeds are shown per configuration."))
+    for cohort, members in by_cohort(groups).items():
+        rows = [(g.config, [_panel(f"seed {r.seed}", r.result.labels, r.result.probs)
+                            for r in g.runs[:MAX_PANELS]]) for g in members]
+        section.blocks.append(figure_block(
+            figures.probability_histograms(rows), f"predicted probabilities, cohort {cohort}",
+            f"Cohort {cohort}: predicted probabilities per configuration (rows) and seed (columns)."))
+    if not section.blocks:
+        section.empty = "no finished seed runs: no predictions to show"
+    return section
+
+
+def by_cohort(groups: Sequence[Group]) -> dict[str, list[Group]]:
+    """Groups keyed by cohort, in order of first appearance."""
+    cohorts: dict[str, list[Group]] = {}
+    for group in groups:
+        cohorts.setdefault(group.study.cohort, []).append(group)
+    return cohorts
+
+
+def _panel(title: str, labels: Sequence[int], probs: Sequence[float]) -> figures.ProbabilityPanel:
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    kde: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    notes = []
+    try:
+        curves = kde_curves(probs, labels, grid=np.linspace(0.0, 1.0, 200))
+        grid = np.asarray(curves["grid"])
+        kde = {0: (grid, np.asarray(curves["negative"])), 1: (grid, np.asarray(curves["positive"]))}
+        notes.append(f"overlap {class_separation(probs, labels).overlap:.2f}")
+    except AnalysisInputError:
+        notes.append("one class constant: no KDE")
+    try:
+        notes.insert(0, f"BC {bimodality_coefficient(probs):.2f}, dip p {dip_test(probs)[1]:.2f}")
+    except AnalysisInputError:
+        notes.insert(0, "constant output")
+    return figures.ProbabilityPanel(title, labels, probs, kde, ", ".join(notes))
+
+
+def loss_section(groups: Sequence[Group]) -> Section:
+    """Section 4: training and validation loss per epoch with the chance loss H(p)."""
+    section = Section("loss", "Training and validation loss", intro=(
+        "Binary cross-entropy per epoch for every seed run. A model that ignores its input converges "
+        "to the label entropy H(p) of the positive share p (dashed; p is the validation set's positive "
+        "share, the split is stratified), not to 0.69 exactly; a validation loss that never goes below "
+        "it has learnt nothing beyond the base rate."))
+    for cohort, members in by_cohort(groups).items():
+        rows = []
+        for g in members:
+            runs = [r for r in g.runs if r.result.curves]
+            if runs:
+                sets = [figures.CurveSet(f"seed {r.seed}",
+                                         [epoch["train_loss"] for epoch in r.result.curves],
+                                         [epoch["val_loss"] for epoch in r.result.curves])
+                        for r in runs]
+                rows.append((g.config, sets, label_entropy(g.positive_share)))
+        if rows:
+            section.blocks.append(figure_block(
+                figures.loss_curves(rows), f"loss curves, cohort {cohort}",
+                f"Cohort {cohort}: loss per epoch per configuration, with the chance loss H(p)."))
+    if not section.blocks:
+        section.empty = "no finished run recorded per-epoch curves"
+    return section
+
+
+def probes_section(probes: Sequence[StudyProbe], manifests: Mapping[str, Manifest]) -> Section:
+    """Section 5: t-SNE grids per layer of each probed study model and of the digits control, and
+    separability by depth."""
+    section = Section("probes", "Layer probes (t-SNE)", intro=(
+        "Validation patients' pooled features at each tapped layer, embedded in 2-D with openTSNE and "
+        "coloured by class. Separability is the leave-one-out 5-nearest-neighbour balanced accuracy in "
+        "the embedding (chance 0.5). A model that learnt the label separates the classes in its deep "
+        "layers; the MNIST-digits control shows what a learnable signal looks like in the same "
+        "pipeline. One seed run per study is probed."))
+    if not probes:
+        section.empty = ("no trial saved layer features: run the study with `--probe` (the quick demo "
+                         "runs without probes) to get t-SNE grids and separability by depth")
+        return section
+    for probe in probes:
+        labels, names = np.asarray(probe.run.result.labels), dict(figures.CLASS_NAMES)
+        manifest = manifests.get(probe.study.cohort)
+        if probe.study.control and manifest is not None and manifest.folder is not None:
+            digits = digit_classes(manifest.folder)
+            labels = np.array([digits[i] for i in probe.run.result.ids])
+            names = {d: f"digit {d}" for d in sorted(set(labels.tolist()))}
+        embeddings = [figures.Embedding(layer.layer, layer.embedding, labels, layer.separability)
+                      for layer in probe.layers]
+        kind = "positive control" if probe.study.control else "study model"
+        section.blocks.append(figure_block(
+            figures.tsne_grid(f"{probe.name} ({kind}), seed {probe.run.seed}", embeddings, names),
+            f"t-SNE of each layer, {probe.name}",
+            f"{probe.name}: t-SNE embedding per layer (shallow to deep) of the validation set."))
+    section.blocks.append(figure_block(
+        figures.separability_curve({p.name: [(l.layer, l.separability) for l in p.layers] for p in probes}),
+        "separability by layer depth", "Separability by layer depth for every probed model."))
+    section.blocks.append(table_block(
+        ["model", "layer", "depth", "separability (kNN)", "linear probe AUC"],
+        [[p.name, l.layer, l.depth, l.separability, l.linear_auc] for p in probes for l in p.layers]))
+    return section
+
+
+def power_section(groups: Sequence[Group]) -> Section:
+    """Section 6: validation AUC against planted signal strength, when signal cohorts were run."""
+    section = Section("power", "Planted-signal power curve", intro=(
+        "Phantom cohorts with a known planted signal of strength S (S = 0: none). A toolkit that can "
+        "find a signal must reach AUCs well above the null band as S grows."))
+    points: dict[float, list[float]] = {}
+    for g in groups:
+        if g.study.strength is not None:
+            points.setdefault(g.study.strength, []).extend(g.aucs)
+    strengths = sorted(s for s, aucs in points.items() if aucs)
+    if len(strengths) < 2:
+        section.empty = (
+            "no planted-signal cohorts were run" if not strengths else
+            "only one planted-signal strength was run: a power curve needs at least two")
+        return section
+    section.blocks.append(figure_block(
+        figures.power_curve([figures.PowerPoint(s, points[s]) for s in strengths], null_band(groups)),
+        "validation AUC against planted signal strength",
+        "Validation AUC of every seed run (all configurations) against planted strength S."))
+    section.blocks.append(table_block(
+        ["strength S", "runs", "mean AUC", "min", "max"],
+        [[s, len(points[s]), float(np.mean(points[s])), float(np.min(points[s])),
+          float(np.max(points[s]))] for s in strengths]))
+    return section
+
+
+def importance_section(studies: Sequence[StudyRuns]) -> Section:
+    """Section 7: Optuna hyperparameter importance (fANOVA) and the full trial table."""
+    section = Section("trials", "Hyperparameters and trials")
+    for study in studies:
+        importances, why_not = param_importances(study)
+        title = f"{study.name} (cohort {study.cohort})"
+        if importances:
+            section.blocks.append(figure_block(
+                figures.importance_bars(importances), f"hyperparameter importance, {study.name}",
+                f"{title}: fANOVA importance of each varied hyperparameter for the validation AUC "
+                "of the seed runs (null runs left out)."))
+        else:
+            section.blocks.append(text_block(f"No importance for {title}: {why_not}."))
+        section.blocks.append(table_block(
+            ["trial", "state", "configuration", "seed", "null", "val AUC", "parameters"],
+            [[t.number, t.state, t.config, t.seed, t.null, t.val_auc,
+              ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))] for t in study.trials],
+            title=f"All trials of {title}"))
+    if not studies:
+        section.empty = "no study was given"
+    return section
+
+
+def param_importances(study: StudyRuns) -> tuple[dict[str, float], str]:
+    """(importances, "") or ({}, the reason none are computed): fANOVA over the seed runs' val AUC
+    for the parameters that take more than one value, via ``optuna.importance``."""
+    import optuna
+
+    trials = [t for t in study.frozen if t.state == optuna.trial.TrialState.COMPLETE
+              and not t.user_attrs.get("null", False) and t.value is not None]
+    varying = sorted(name for name in {k for t in trials for k in t.params}
+                     if name != "seed" and len({repr(t.params.get(name)) for t in trials}) > 1)
+    if len(varying) < 2:
+        return {}, f"{len(varying)} hyperparameter(s) vary, importance needs at least 2"
+    if len(trials) < MIN_IMPORTANCE_TRIALS:
+        return {}, f"{len(trials)} finished seed runs, importance needs at least {MIN_IMPORTANCE_TRIALS}"
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line
+    try:
+        scratch = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    scratch.add_trials(trials)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    return dict(optuna.importance.get_param_importances(scratch, evaluator=evaluator, params=varying)), ""
+
+
+def data_section(manifests: dict[str, Manifest]) -> Section:
+    """Section 8: each cohort's manifest summary: patients, labels, modalities, planes, exclusions."""
+    section = Section("data", "Data")
+    for cohort, manifest in manifests.items():
+        summary = manifest.summary()
+        section.blocks.append(table_block(
+            ["dataset", "patients", "usable", "quarantined", "labels (usable)", "preprocess hash"],
+            [[summary["dataset"], summary["patients"], summary["ok"], summary["quarantined"],
+              ", ".join(f"{k}: {v}" for k, v in sorted(summary["labels_ok"].items())),
+              summary["preprocess_hash"]]], title=f"Cohort {cohort}"))
+        section.blocks.append(table_block(
+            ["modality", "ok", "missing", "quarantined", "source planes"],
+            [[m, s["ok"], s["missing"], s["quarantined"],
+              ", ".join(f"{p}: {n}" for p, n in sorted(s["planes"].items())) or None]
+             for m, s in summary["modalities"].items()]))
+        exclusions = summary["exclusions"]
+        if exclusions:
+            section.blocks.append(table_block(["patient", "reason"],
+                                              [[e["id"], e["reason"]] for e in exclusions],
+                                              title="Excluded patients"))
+        else:
+            section.blocks.append(text_block("No patient was excluded."))
+    if not manifests:
+        section.empty = "no data manifest was found for these studies (run `mgmt-audit ingest` first)"
+    return section
+
+
+def reproducibility_section(facts: dict[str, Any]) -> Section:
+    """Section 9: package versions, command line, profile, device, seeds, storage, git commit."""
+    rows = [[key, Cell(str(value))] for key, value in facts.items()]
+    return Section("reproducibility", "Reproducibility", blocks=[table_block(["item", "value"], rows)])

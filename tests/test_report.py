@@ -1,0 +1,179 @@
+"""The HTML report on synthetic studies with a known effect: it builds, holds every section with its
+figures embedded, fetches nothing, escapes hostile strings, finds the planted signal and not the null."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import optuna
+import pytest
+from report_factory import synthetic_run, synthetic_study
+
+from mgmt_audit.report.build import ReportInput, build_report, report_study
+from mgmt_audit.report.collect import StudyRuns, config_label
+from mgmt_audit.report.figures import new_figure, to_data_uri
+from mgmt_audit.report.sections import param_importances
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+HEADINGS = ("Verdicts", "AUC across seeds", "Predicted probabilities by true label",
+            "Training and validation loss", "Layer probes (t-SNE)", "Planted-signal power curve",
+            "Hyperparameters and trials", "Data", "Reproducibility")
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text of h2 headings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_h2 = tag == "h2"
+        if self._in_h2:
+            self.headings.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings[-1] += data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    null = synthetic_study(root / "runs", "demo-null", "null", 0.0, strength=0.0)
+    for trial in null.trials:  # a hostile configuration name must be shown as text
+        trial.config = trial.config.replace("toy-a", HOSTILE)
+    studies = [null,
+               synthetic_study(root / "runs", "demo-mid", "medium", 1.2, strength=0.5),
+               synthetic_study(root / "runs", "demo-signal", "signal", 3.0, strength=1.0)]
+    report = ReportInput(title=f"demo {HOSTILE}", description=f"spec description {HOSTILE}",
+                         studies=studies, facts={"profile": "smoke"})
+    html_path = build_report(report, root / "out")
+    html = html_path.read_text()
+    parser = Elements()
+    parser.feed(html)
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    return html, parser, summary
+
+
+def test_every_section_is_present_in_order(built):
+    _, parser, _ = built
+    assert [re.sub(r"^\d+\. ", "", h) for h in parser.headings] == list(HEADINGS)
+
+
+def test_figures_are_embedded_pngs(built):
+    _, parser, _ = built
+    images = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
+    # AUC strip, a probability grid and a loss grid per cohort, power curve, importance per study
+    assert len(images) == 1 + 3 + 3 + 1 + 3
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nothing_is_fetched_from_outside(built):
+    html, parser, _ = built
+    for _, attrs in parser.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name) or ""
+            assert not re.match(r"\s*(https?:)?//", value), value
+    assert "@import" not in html and "url(" not in html
+
+
+def test_hostile_strings_are_escaped(built):
+    html, parser, _ = built
+    assert [tag for tag, _ in parser.tags if tag in ("script", "iframe", "object", "embed")] == []
+    assert not any(name.startswith("on") for _, attrs in parser.tags for name in attrs)
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert HOSTILE not in html
+
+
+def test_planted_signal_is_found_and_null_is_not(built):
+    _, _, summary = built
+    assert summary["verdicts"] == {"null": "no_signal", "medium": "signal", "signal": "signal"}
+    rows = {(r["cohort"], r["configuration"]): r for r in summary["configurations"]}
+    assert rows[("signal", "toy-b")]["numbers"]["auc"] > 0.95
+    assert abs(rows[("null", "toy-b")]["numbers"]["auc"] - 0.5) < 0.1
+    assert rows[("null", HOSTILE)]["verdict"] == "no_signal"
+
+
+def test_empty_sections_say_why(tmp_path):
+    study = synthetic_study(tmp_path / "runs", "one", "one", 0.0, configs=("toy",), seeds=2,
+                            null_trials=0)
+    html = build_report(ReportInput("one", "", [study]), tmp_path / "out").read_text()
+    assert "no planted-signal cohorts were run" in html
+    assert "no trial saved layer features" in html
+    assert "No label-permutation trials were run" in html
+    assert "no data manifest was found" in html
+    assert "importance needs at least 2" in html
+
+
+def test_importance_finds_the_parameter_that_matters():
+    distributions = {"width": optuna.distributions.IntDistribution(8, 64),
+                     "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    rng = np.random.default_rng(0)
+    frozen = []
+    for _ in range(30):
+        params = {"width": int(rng.integers(8, 65)), "lr": float(10 ** rng.uniform(-4, -2))}
+        frozen.append(optuna.trial.create_trial(
+            value=0.5 + params["width"] / 200, params=params, distributions=distributions))
+    study = StudyRuns("s", "c", [], frozen=frozen)
+    importances, why_not = param_importances(study)
+    assert why_not == ""
+    assert importances["width"] > 0.8 > importances["lr"]
+
+
+def test_data_uri_round_trips_a_png():
+    figure = new_figure(2, 1)
+    figure.add_subplot().plot([0, 1], [0, 1])
+    uri = to_data_uri(figure)
+    assert base64.b64decode(uri.split(",", 1)[1]).startswith(b"\x89PNG")
+
+
+def test_config_label_names_family_and_searched_values():
+    assert config_label("cnn2d", {}) == "cnn2d"
+    assert config_label("cnn2d", {"lr": 0.000123456, "depth": 3}) == "cnn2d (depth=3, lr=0.000123)"
+    assert config_label("cnn2d", {"model": "vit"}) == "vit"
+
+
+def test_report_study_reads_an_optuna_storage(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'toy.db'}"
+    study = optuna.create_study(study_name="toy", storage=storage, direction="maximize")
+    study.set_user_attr("spec", {"description": f"toy study {HOSTILE}", "model": {"family": "cnn2d"}})
+    study.set_user_attr("profile", "smoke")
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    for number, (seed, null, shift) in enumerate([(0, False, 3.0), (1, False, 3.0), (0, True, 0.0)]):
+        result = synthetic_run(seed + 10 * number, shift)
+        folder = result.save(tmp_path / "runs" / "toy" / str(number))
+        study.add_trial(optuna.trial.create_trial(
+            value=result.val_auc, params={"lr": 1e-3}, distributions=distributions,
+            user_attrs={"seed": seed, "null": null, "val_auc": result.val_auc,
+                        "artifacts": str(folder), "config_id": "abc"}))
+    html_path = report_study("toy", storage=storage, runs_dir=tmp_path / "runs", out=tmp_path / "out")
+    summary = json.loads(html_path.with_name("summary.json").read_text())
+    assert summary["verdicts"] == {"toy": "signal"}
+    assert summary["configurations"][0]["configuration"] == "cnn2d (lr=0.001)"
+    assert summary["studies"][0]["null_trials"] == 1
+    assert "toy study &lt;script&gt;" in html_path.read_text()
+
+
+def test_probes_show_the_layer_that_separates(tmp_path):
+    study = synthetic_study(tmp_path / "runs", "probed", "probed", 0.0, configs=("toy",), seeds=1,
+                            null_trials=0, probe=True)
+    html = build_report(ReportInput("probed", "", [study]), tmp_path / "out").read_text()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    layers = {p["layer"]: p for p in summary["probes"]["probed · toy"]}
+    assert layers["deep"]["separability"] > 0.95 and layers["deep"]["linear_auc"] > 0.95
+    assert layers["shallow"]["separability"] < 0.75
+    assert "t-SNE embedding per layer" in html and "separability by layer depth" in html
