@@ -10,6 +10,7 @@ A spec file holds::
     [model]                        # family + params (fixed model parameters)
     [train]                        # fixed TrainConfig values: optimizer, lr, epochs, batch_size, ...
     [search.<key>]                 # type = float | log-float | int | categorical; low/high/step or choices
+    [pretrain]                     # SimCLR pretraining of the encoder before finetuning (see below)
     [seeds]                        # count (+ start) or values; policy = each | best
     [sampler] / [pruner]           # name + settings passed to the Optuna class
     [objective]                    # metric = "val_auc", direction = "maximize"
@@ -19,6 +20,11 @@ Search keys name a training-config field (``lr``), a field inside one of its tab
 (``model_params.depth``, ``view_params.n_slices``, ``augment.flip_prob``) or a preprocessing parameter
 (``preprocess.size``: each value gets its own cache). A categorical ``modalities`` choice is a string;
 ``"FLAIR+T1wCE"`` means both.
+
+A ``[pretrain]`` table (model family ``simclr_resnet18`` only) makes every trial start its encoder
+from a SimCLR pretraining on unlabelled slices of the trial's training patients (see
+:mod:`mgmt_audit.study.pretrain`); its keys and defaults are :data:`PRETRAIN_DEFAULTS` plus
+``slices`` (the central slices taken of every volume; all of them when absent).
 
 Specs are looked up in ``./studies``, then ``$MGMT_AUDIT_STUDIES``, then the ``studies`` folder of the
 source tree this package is installed from (the editable install).
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mgmt_audit.data.manifest import MODALITIES
 from mgmt_audit.errors import ConfigError
 
 STUDIES_ENV = "MGMT_AUDIT_STUDIES"
@@ -51,13 +58,19 @@ PRUNERS = {
 }
 TOP_KEYS = {
     "name", "description", "n_trials", "null_trials", "data", "model", "train", "search", "seeds",
-    "sampler", "pruner", "objective", "profiles",
+    "sampler", "pruner", "objective", "profiles", "pretrain",
 }
 DATA_KEYS = {"dataset", "modalities", "view", "view_params", "preprocess", "phantom"}
 PHANTOM_KEYS = {"patients", "matrix", "seed"}
 MODEL_KEYS = {"family", "params", "preset"}
 MODEL_PRESETS = ("paper", "smoke")
 TABLE_FIELDS = ("model_params", "view_params", "scheduler_params", "augment")
+PRETRAIN_FAMILY = "simclr_resnet18"
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 10, "batch_size": 64, "lr": 1e-3, "temperature": 0.5, "projection_dim": 128,
+    "modalities": list(MODALITIES),
+}
+PRETRAIN_KEYS = {*PRETRAIN_DEFAULTS, "slices"}
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,7 @@ class StudySpec:
     metric: str
     direction: str
     resolved: dict[str, Any] = field(repr=False)
+    pretrain: dict[str, Any] = field(default_factory=dict)  # empty: no pretraining
 
     @property
     def spec_hash(self) -> str:
@@ -324,12 +338,13 @@ def _build(
     if direction != OBJECTIVES[metric]:
         raise ConfigError(f"{where}: objective.direction for {metric} must be {OBJECTIVES[metric]!r}")
 
+    pretrain = _pretrain(where, merged.get("pretrain"), model, search)
     spec = StudySpec(
         name=name, path=path, profile=profile, profiles=profiles, description=description.strip(),
         n_trials=n_trials, null_trials=null_trials, data=data, model=model, train=train,
         search=search, seeds=seeds, seed_policy=policy, sampler=sampler,
         sampler_settings=sampler_settings, pruner=pruner, pruner_settings=pruner_settings,
-        metric=metric, direction=direction, resolved=merged,
+        metric=metric, direction=direction, resolved=merged, pretrain=pretrain,
     )
     if null_trials > n_trials - null_trials:
         raise ConfigError(
@@ -387,6 +402,41 @@ def preprocess_spec(values: dict[str, Any]) -> Any:
         return PreprocessSpec(**_preprocess_kwargs(values))
     except TypeError as exc:
         raise ConfigError(f"data.preprocess: {exc}") from exc
+
+
+def _pretrain(where: str, table: Any, model: dict[str, Any], search: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """The ``[pretrain]`` table with defaults filled in; ``{}`` when the spec has none."""
+    if table is None:
+        return {}
+    _require_table(where, "pretrain", table)
+    _check_keys(where, "pretrain.", table, PRETRAIN_KEYS)
+    families = {model["family"]} | {c for p in search if p.key == "model" for c in p.choices}
+    if families != {PRETRAIN_FAMILY}:
+        raise ConfigError(
+            f"{where}: [pretrain] trains a SimCLR encoder, so model.family must be {PRETRAIN_FAMILY!r} "
+            f"(got {sorted(families)}); remove [pretrain] for other families"
+        )
+    if "encoder_state" in model.get("params", {}):
+        raise ConfigError(
+            f"{where}: model.params.encoder_state and [pretrain] both set the encoder: keep one of them"
+        )
+    settings = {**PRETRAIN_DEFAULTS, **table}
+    for key in ("epochs", "projection_dim", *(("slices",) if "slices" in settings else ())):
+        _int(where, f"pretrain.{key}", settings[key], minimum=1)
+    _int(where, "pretrain.batch_size", settings["batch_size"], minimum=2)
+    for key in ("lr", "temperature"):
+        value = settings[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where}: pretrain.{key} must be a number > 0, got {value!r}")
+    modalities = settings["modalities"]
+    if (
+        not isinstance(modalities, list) or not modalities or len(set(modalities)) != len(modalities)
+        or any(m not in MODALITIES for m in modalities)
+    ):
+        raise ConfigError(
+            f"{where}: pretrain.modalities must be distinct names from {list(MODALITIES)}, got {modalities!r}"
+        )
+    return settings
 
 
 def _param(where: str, key: str, table: Any) -> ParamSpec:

@@ -195,3 +195,50 @@ def test_cli_list_and_bad_profile(capsys):
     assert "searched: ./studies" in out and all(name in out for name in REQUIRED)
     assert main(["study", "show", "demo", "--profile", "laptop"]) == 2
     assert "no profile 'laptop'; choose one of ['paper', 'smoke']" in capsys.readouterr().err
+
+
+SIMCLR = MINIMAL.replace('family = "resnet18_2d"', 'family = "simclr_resnet18"') + """
+[pretrain]
+epochs = 2
+modalities = ["FLAIR", "T2w"]
+"""
+
+
+def test_pretrain_table_gets_defaults_and_enters_the_hash(tmp_path):
+    spec = spec_from(SIMCLR, tmp_path)
+    assert spec.pretrain == {"epochs": 2, "batch_size": 64, "lr": 1e-3, "temperature": 0.5,
+                             "projection_dim": 128, "modalities": ["FLAIR", "T2w"]}
+    assert spec_from(MINIMAL, tmp_path).pretrain == {}
+    longer = spec_from(SIMCLR.replace("epochs = 2", "epochs = 3"), tmp_path)
+    assert longer.pretrain["epochs"] == 3 and longer.spec_hash != spec.spec_hash
+
+
+def test_simclr_sweep_pretrains_all_sequences_then_finetunes_the_published_way():
+    paper = load_study("simclr_sweep", "paper")
+    config = TrainConfig.from_dict(paper.train_dict(paper.example_params()))
+    assert (config.model, config.optimizer, config.lr, config.batch_size) == ("simclr_resnet18", "adamw", 1e-3, 16)
+    assert config.view == "stack" and config.view_params["n_slices"] == 20 and config.modalities == ("FLAIR",)
+    assert paper.pretrain["modalities"] == ["FLAIR", "T1w", "T1wCE", "T2w"]
+    smoke = load_study("simclr_sweep", "smoke")
+    assert smoke.pretrain["epochs"] == 1 and smoke.pretrain["slices"] <= 4
+    assert smoke.data["view_params"]["n_slices"] <= smoke.preprocess["depth"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('family = "simclr_resnet18"', 'family = "resnet18_2d"'), "[pretrain] trains a SimCLR encoder"),
+        (("epochs = 2\n", "epochs = 2\nbatch_size = 1\n"), "pretrain.batch_size must be an integer >= 2"),
+        (('"FLAIR", "T2w"', '"FLAIR", "PD"'), "pretrain.modalities must be distinct names"),
+        (("epochs = 2\n", "epochs = 2\nlr = 0\n"), "pretrain.lr must be a number > 0"),
+        (("epochs = 2\n", "epochs = 2\nwarmup = 3\n"), "unknown key(s) ['pretrain.warmup']"),
+        (('preset = "smoke"', 'preset = "smoke"\nparams = { encoder_state = "enc.pt" }'),
+         "model.params.encoder_state and [pretrain] both set the encoder"),
+    ],
+)
+def test_bad_pretrain_table_names_file_and_key(tmp_path, edit, message):
+    old, new = edit
+    assert old in SIMCLR
+    with pytest.raises(ConfigError) as info:
+        spec_from(SIMCLR.replace(old, new), tmp_path)
+    assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)

@@ -1,5 +1,6 @@
 """Study runs on SQLite: exact trial counts, seeds and null twins, resume, Ctrl-C, a worker killed
-with SIGKILL, two processes sharing a study, and a planted signal found (and repeated exactly)."""
+with SIGKILL, two processes sharing a study, a planted signal found (and repeated exactly), the same
+proposals from the same command, and SimCLR pretraining on the training patients (once per seed)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from cache_factory import write_cache
 from study_helpers import assert_exact_and_unique, schedule_only, tiny_cache, trial_key, write_spec
 
 from mgmt_audit.cli import main
 from mgmt_audit.config import load_study
-from mgmt_audit.study.runner import load_existing_study
+from mgmt_audit.models import build
+from mgmt_audit.study.runner import load_existing_study, safe_url, sampler_seed
+from mgmt_audit.train.seeding import derived_seed, seed_everything
 
 CLI = [sys.executable, "-c", "import sys; from mgmt_audit.cli import main; sys.exit(main())"]
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -222,3 +227,77 @@ def test_planted_signal_found_and_repeated_exactly(tmp_path, monkeypatch):
     assert again.user_attrs["seed"] == real[0].user_attrs["seed"] and not again.user_attrs["null"]
     assert again.value == real[0].value
     assert read_probs(Path(again.user_attrs["artifacts"])) == read_probs(Path(real[0].user_attrs["artifacts"]))
+
+
+def test_same_command_proposes_the_same_configurations_and_a_resume_draws_anew(tmp_path, cache):
+    spec = write_spec(tmp_path, "repro", n_trials=2, null_trials=0, seeds=1)
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_cli(spec, first, cache, "--threads", "1") == 0
+    subprocess.run([*CLI, "study", "run", str(spec), "--profile", "smoke", "--data", str(cache), "--runs-dir",
+                    str(second), "--threads", "1"], check=True, capture_output=True)  # another process
+    params = [[t.params for t in load_existing_study("repro", sqlite_url(runs, "repro")).trials]
+              for runs in (first, second)]
+    assert params[0] == params[1] and params[0][0] != params[0][1]
+    assert run_cli(spec, first, cache, "--n-trials", "3", "--threads", "1") == 0  # resumed: not a replay of trial 0
+    study = load_existing_study("repro", sqlite_url(first, "repro"))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3  # no re-proposed duplicate
+    assert study.trials[2].params["lr"] not in {p["lr"] for p in params[0]}
+
+
+def test_sampler_seed_is_deterministic_and_distinct_per_worker_and_resume():
+    seeds = {(w, n): sampler_seed(0, w, n) for w in range(4) for n in (0, 1, 5)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert sampler_seed(0, 2, 5) == seeds[(2, 5)] != sampler_seed(1, 2, 5)
+
+
+def test_safe_url_hides_the_password_only():
+    assert safe_url("postgresql://audit:s3cret@db.example:5432/mgmt") == "postgresql://audit:***@db.example:5432/mgmt"
+    assert safe_url("postgresql://audit@db/mgmt") == "postgresql://audit@db/mgmt"
+    assert safe_url("sqlite:///runs/x.db") == "sqlite:///runs/x.db"
+
+
+def test_simclr_sweep_pretrains_on_training_patients_once_per_seed(tmp_path, monkeypatch):
+    """The shipped simclr_sweep (smoke) on a 4-sequence cache: trial 0 pretrains an encoder on the
+    training patients only and finetunes from it; its null twin (same seed) reuses the state."""
+    from mgmt_audit.models import simclr
+
+    data = tmp_path / "cache4"
+    write_cache(data, patients=16, shape=(16, 16, 8), modalities=("FLAIR", "T1w", "T1wCE", "T2w"))
+    calls = []
+    real = simclr.pretrain_simclr
+    monkeypatch.setattr(simclr, "pretrain_simclr", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    runs = tmp_path / "runs"
+    assert main(["study", "run", "simclr_sweep", "--profile", "smoke", "--data", str(data), "--runs-dir",
+                 str(runs), "--n-trials", "2", "--heartbeat", "1", "--threads", "1"]) == 0
+    study = load_existing_study("simclr_sweep", sqlite_url(runs, "simclr_sweep"))
+    real_trial, null_trial = assert_exact_and_unique(study, 2)
+    assert not real_trial.user_attrs["null"] and null_trial.user_attrs["null"]
+    first, again = real_trial.user_attrs["pretrain"], null_trial.user_attrs["pretrain"]
+    assert (first["reused"], again["reused"]) == (False, True) and first["state"] == again["state"]
+    assert first["settings"] == load_study("simclr_sweep", "smoke").pretrain and first["seed"] == 0
+    states = list((runs / "simclr_sweep" / "pretrain").glob("*.pt"))
+    assert states == [Path(first["state"])] and len(calls) == 1
+
+    meta = json.loads((Path(real_trial.user_attrs["artifacts"]) / "meta.json").read_text())
+    record = json.loads(states[0].with_suffix(".json").read_text())
+    assert record["patients"] == sorted(meta["split"]["train"])  # never a validation patient
+    assert not set(record["patients"]) & set(meta["split"]["val"])
+    n_train = len(meta["split"]["train"])
+    assert record["volumes"] == dict.fromkeys(("FLAIR", "T1w", "T1wCE", "T2w"), n_train)
+    assert calls == [(n_train * 4 * 4, 16, 16)]  # 4 central slices of each of 4 sequences
+    assert meta["config"]["model_params"]["encoder_state"] == first["state"]
+    assert meta["config"]["view"] == "stack" and meta["config"]["view_params"]["n_slices"] == 8
+
+    state = torch.load(states[0], weights_only=True)
+    seed_everything(derived_seed(0, "pretrain"))  # the fresh encoder the pretraining started from
+    fresh = build("simclr_resnet18", in_channels=1, spatial_size=(16, 16), widen_factor=0.125).encoder.state_dict()
+    assert state.keys() == fresh.keys()
+    for name in ("conv1.weight", "layer4.1.conv2.weight"):
+        assert not torch.equal(state[name], fresh[name])
+
+
+def test_pretraining_on_a_cache_without_its_sequences_is_an_error(tmp_path, cache, capsys):
+    assert main(["study", "run", "simclr_sweep", "--profile", "smoke", "--data", str(cache),
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert f"cache {cache} has no ['T1w', 'T1wCE', 'T2w'] to pretrain on" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "simclr_sweep.db").exists()  # refused before any trial

@@ -36,16 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("name", help="study name (or a path to a .toml spec)")
     p.add_argument("--profile", default="paper", help="'paper' (published sizes, GPU) or 'smoke' (tiny, CPU)")
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--data", type=Path, metavar="DIR",
-                        help="an ingested cache (manifest.json) or a raw RSNA-MICCAI root (train_labels.csv)")
+                        help="an ingested cache (manifest.json) or a raw RSNA-MICCAI root (train_labels.csv); "
+                        "required unless the study trains on digits (mnist_control writes its own)")
     source.add_argument("--phantom", type=float, nargs="?", const=0.0, metavar="S",
                         help="a phantom cohort with planted signal S (default 0: none) under RUNS_DIR/<study>/")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<study>.db)")
     p.add_argument("--n-trials", type=int, help="target number of COMPLETE trials (default: the profile's)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: CPU cores / workers)")
+    p.add_argument("--worker-index", type=int, default=0,
+                   help="index of this machine's first worker (seeds its sampler); machines sharing one "
+                   "--storage need non-overlapping ranges, e.g. 0 and 4 with --workers 4 (default 0)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads per worker (default: $OMP_NUM_THREADS, else CPU cores / workers)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where trial folders go (default runs)")
     p.add_argument("--heartbeat", type=int, default=30,
                    help="seconds between trial heartbeats; a trial silent for 2x this is failed and retried")
@@ -87,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         n_trials=args.n_trials or spec.n_trials,
         device=args.device,
         workers=args.workers,
+        worker_index=args.worker_index,
         threads=args.threads,
         heartbeat=args.heartbeat,
         probe=args.probe,

@@ -92,7 +92,7 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
                  out: str | Path | None = None) -> Path:
     """Build the report of one study from its storage (default ``sqlite:///<runs_dir>/<name>.db``)
     into ``out`` (default ``reports/<name>``); return the HTML path."""
-    from mgmt_audit.study.runner import _safe_url, default_storage
+    from mgmt_audit.study.runner import safe_url, default_storage
 
     storage = storage or default_storage(name, runs_dir)
     study = load_study_runs(name, storage)
@@ -105,7 +105,7 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
         description=study.attrs.get("spec", {}).get("description", ""),
         studies=[study],
         manifests=manifests,
-        facts=study_facts(study, _safe_url(storage)),
+        facts=study_facts(study, safe_url(storage)),
     ), out or Path("reports") / name)
 
 

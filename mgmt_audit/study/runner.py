@@ -13,6 +13,11 @@ study stops at exactly its target of COMPLETE trials and no (configuration, seed
 A worker killed mid-trial stops sending heartbeats; the next worker to take the lock fails that trial
 and :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` re-enqueues it with the same parameters and user
 attributes. Ctrl-C fails the running trial, re-enqueues it and re-raises.
+
+A seeded sampler is re-seeded per worker from the spec's seed, the worker's index and the number of
+trials already in the study (:func:`sampler_seed`), so the same command proposes the same configurations.
+A spec with a ``[pretrain]`` table gets its encoder state from :mod:`mgmt_audit.study.pretrain` before
+each trial trains (passed to the model as ``model_params.encoder_state``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 from mgmt_audit.config import PRUNERS, SAMPLERS, StudySpec
 from mgmt_audit.errors import ConfigError, MgmtAuditError
-from mgmt_audit.study.artifacts import save_trial, trial_folder
+from mgmt_audit.study.artifacts import save_trial, study_folder, trial_folder
 
 DEFAULT_HEARTBEAT = 30
 MAX_RETRY = 3
@@ -49,7 +54,8 @@ class RunOptions:
     n_trials: int
     device: str = "auto"
     workers: int = 1
-    threads: int | None = None  # torch threads per worker; default: CPU cores / workers
+    worker_index: int = 0  # index of this machine's first worker: distinct per machine sharing a study
+    threads: int | None = None  # torch threads per worker; default: $OMP_NUM_THREADS, else CPU cores / workers
     heartbeat: int = DEFAULT_HEARTBEAT
     max_retry: int = MAX_RETRY
     probe: bool = False
@@ -59,6 +65,8 @@ class RunOptions:
         for name in ("n_trials", "workers", "heartbeat"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.worker_index < 0:
+            raise ConfigError(f"--worker-index must be at least 0, got {self.worker_index}")
 
 
 def default_storage(name: str, runs_dir: str | Path) -> str:
@@ -124,13 +132,24 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def make_sampler(spec: StudySpec, seed_offset: int = 0) -> Any:
-    """The spec's sampler; a ``seed`` setting is offset per worker so workers do not propose alike."""
+def sampler_seed(spec_seed: int, worker_index: int, trials_before: int) -> int:
+    """A worker's sampler seed: a function of the spec's ``seed``, the worker's index (distinct workers
+    propose distinct configurations) and the trials the study held when the run started (a resumed run
+    draws anew instead of replaying its first proposals). The same command on the same storage state
+    gives the same seed, so a study re-run from scratch proposes the same configurations."""
+    import numpy as np
+
+    entropy = [int(spec_seed) % 2**32, int(worker_index), int(trials_before)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def make_sampler(spec: StudySpec, *, worker_index: int = 0, trials_before: int = 0) -> Any:
+    """The spec's sampler; a ``seed`` setting becomes :func:`sampler_seed` of this worker and run."""
     import optuna
 
     settings = dict(spec.sampler_settings)
     if settings.get("seed") is not None:
-        settings["seed"] = int(settings["seed"]) + seed_offset
+        settings["seed"] = sampler_seed(settings["seed"], worker_index, trials_before)
     cls = getattr(optuna.samplers, SAMPLERS[spec.sampler])
     if spec.sampler == "grid":
         return cls({p.key: p.grid_values() for p in spec.search}, **settings)
@@ -177,7 +196,7 @@ def open_study(spec: StudySpec, storage: Any, *, sampler: Any = None) -> Any:
             study.set_user_attr(key, value)
     elif recorded != spec.spec_hash:
         raise ConfigError(
-            f"study {spec.name!r} in {_safe_url(storage.url)} was created from a different spec "
+            f"study {spec.name!r} in {safe_url(storage.url)} was created from a different spec "
             f"(profile {study.user_attrs.get('profile')!r}, hash {recorded}; now profile {spec.profile!r}, "
             f"hash {spec.spec_hash}): use another --runs-dir or --storage for this spec, or delete the old study"
         )
@@ -194,7 +213,7 @@ def load_existing_study(name: str, url: str) -> Any:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError as exc:
         raise ConfigError(
-            f"no study {name!r} in {_safe_url(url)}: run `mgmt-audit study run {name}` first "
+            f"no study {name!r} in {safe_url(url)}: run `mgmt-audit study run {name}` first "
             "(or pass the --storage it ran with)"
         ) from exc
 
@@ -376,6 +395,8 @@ def run_trial(
     try:
         with _Heartbeat(study._storage, trial._trial_id, options.heartbeat), bar:
             data = data_for(spec.preprocess_dict(trial.params))
+            if spec.pretrain:
+                _use_pretrained_encoder(trial, spec, config, data, seed, options)
             result = fit(config, data, seed, labels_permuted=null, device=options.device,
                          probe=options.probe, progress=progress)
             files = save_trial(result, folder)
@@ -394,11 +415,29 @@ def run_trial(
     return auc
 
 
+def _use_pretrained_encoder(
+    trial: Any, spec: StudySpec, config: dict[str, Any], data: Path, seed: int, options: RunOptions,
+) -> None:
+    """Point ``config``'s encoder_state at the SimCLR state for this trial's seed (pretrained on its
+    training patients only, or reused) and record the pretraining as the trial's ``pretrain`` attribute."""
+    from mgmt_audit.study.pretrain import pretrained_encoder
+
+    record = pretrained_encoder(spec.pretrain, config, data, seed, study_folder(options.runs_dir, spec.name)
+                                / "pretrain", device=options.device)
+    config["model_params"]["encoder_state"] = record["state"]
+    trial.set_user_attr("pretrain", {
+        "settings": record["settings"], "seed": seed, "state": record["state"], "reused": record["reused"],
+        "n_slices": record["n_slices"], "volumes": record["volumes"], "final_loss": record["losses"][-1],
+    })
+
+
 def run_worker(
     spec: StudySpec, data_for: Callable[[dict[str, Any]], Path], options: RunOptions, *,
-    worker: int = 0, log: Callable[[str], None] = print,
+    worker: int = 0, trials_before: int | None = None, log: Callable[[str], None] = print,
 ) -> int:
     """One worker: take the next trial under the lock, run it, repeat until the target is reached.
+    Its sampler is seeded by :func:`sampler_seed` from worker index ``options.worker_index + worker``
+    and ``trials_before`` (the study's trials when the run started; counted here when None).
     Returns the number of trials this worker completed."""
     import optuna
 
@@ -408,8 +447,9 @@ def run_worker(
     with lock.held():  # two workers creating the tables of a new database at once would collide
         storage = open_storage(options.storage, heartbeat=options.heartbeat, max_retry=options.max_retry)
         study = open_study(spec, storage)
-        offset = 7919 * worker + len(study.get_trials(deepcopy=False))  # resumed runs draw anew
-    study.sampler = make_sampler(spec, seed_offset=offset)
+        if trials_before is None:
+            trials_before = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(spec, worker_index=options.worker_index + worker, trials_before=trials_before)
     done = 0
     while True:
         try:
@@ -430,14 +470,17 @@ def run_worker(
 
 
 def _set_threads(options: RunOptions) -> None:
+    """Torch threads per worker: ``options.threads``, else a set ``OMP_NUM_THREADS`` (honoured as torch
+    itself would), else the CPU cores shared out among the workers."""
     import torch
 
-    threads = options.threads or max(1, (os.cpu_count() or 1) // max(1, options.workers))
-    torch.set_num_threads(threads)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    default = int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // max(1, options.workers))
+    torch.set_num_threads(options.threads or default)
 
 
-def _safe_url(url: str) -> str:
-    """A storage URL with any password replaced by ***."""
+def safe_url(url: str) -> str:
+    """A storage URL with any password replaced by ``***`` (for logs, errors and reports)."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
@@ -451,23 +494,34 @@ def run_study(
 ) -> dict[str, int]:
     """Run ``spec`` until ``options.n_trials`` trials are COMPLETE, with ``options.workers`` worker
     processes on this machine; returns the study's trial counts by state."""
+    import optuna
+
     from mgmt_audit.study.data import cohort_source
+    from mgmt_audit.study.pretrain import with_pretrain_modalities
     from mgmt_audit.train.devices import resolve_device
 
     n_null = min(spec.null_trials, options.n_trials // 2)
     log(
         f"study {spec.name} · profile {spec.profile} · device {resolve_device(options.device)} · "
-        f"storage {_safe_url(options.storage)} · target {options.n_trials} complete trials "
+        f"storage {safe_url(options.storage)} · target {options.n_trials} complete trials "
         f"({n_null} label-permutation nulls) · seeds {list(spec.seeds)} ({spec.seed_policy}) · "
         f"sampler {spec.sampler} · workers {options.workers}"
     )
     source = cohort_source(spec, options.runs_dir, data=data, phantom=phantom)
+    if spec.pretrain:
+        source = with_pretrain_modalities(source, spec.pretrain["modalities"])
+        log(f"pretrain: SimCLR {spec.pretrain} on the training patients of each seed, states in "
+            f"{study_folder(options.runs_dir, spec.name) / 'pretrain'}")
     if not any(p.key.startswith("preprocess.") for p in spec.search):
         log(f"data: {source(spec.preprocess_dict({}))}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with StudyLock(options.storage, spec.name).held():  # created once, before any worker starts
+        storage = open_storage(options.storage, heartbeat=options.heartbeat, max_retry=options.max_retry)
+        before = len(open_study(spec, storage).get_trials(deepcopy=False))
     if options.workers <= 1:
-        run_worker(spec, source, options, log=log)
+        run_worker(spec, source, options, trials_before=before, log=log)
     else:
-        _run_processes(spec, source, options)
+        _run_processes(spec, source, options, before)
     return trial_counts(load_existing_study(spec.name, options.storage))
 
 
@@ -479,20 +533,21 @@ def trial_counts(study: Any) -> dict[str, int]:
     return counts
 
 
-def _worker_process(spec: StudySpec, source: Any, options: RunOptions, worker: int) -> None:
+def _worker_process(spec: StudySpec, source: Any, options: RunOptions, worker: int, before: int) -> None:
     try:
-        run_worker(spec, source, options, worker=worker)
+        run_worker(spec, source, options, worker=worker, trials_before=before)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
 
-def _run_processes(spec: StudySpec, source: Any, options: RunOptions) -> None:
+def _run_processes(spec: StudySpec, source: Any, options: RunOptions, trials_before: int) -> None:
     """``options.workers`` spawned processes sharing the study; Ctrl-C reaches each of them."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker_process, args=(spec, source, options, i), name=f"worker-{i}")
+        context.Process(target=_worker_process, args=(spec, source, options, i, trials_before),
+                        name=f"worker-{i}")
         for i in range(options.workers)
     ]
     for process in processes:
