@@ -12,7 +12,7 @@ import numpy as np
 
 from mgmt_audit.data.datasets import CacheView, make_view
 from mgmt_audit.data.manifest import Manifest
-from mgmt_audit.data.splits import split_patients
+from mgmt_audit.data.splits import Split, split_patients
 from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.train.config import TrainConfig
 from mgmt_audit.train.devices import resolve_device
@@ -26,6 +26,23 @@ from mgmt_audit.train.seeding import (
 )
 
 Progress = Callable[[dict[str, float]], None]
+
+
+def config_split(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], Split]:
+    """The usable patients' labels and the patient-level split ``fit(config, manifest)`` trains on."""
+    patients = manifest.usable_patients(config.modalities)
+    if not patients:
+        raise CohortError(
+            f"no patient in {manifest.folder} has a label and cached {list(config.modalities)}: "
+            "re-run `mgmt-audit ingest` with these modalities or change the config's modalities"
+        )
+    label_of = {p.id: int(p.label) for p in patients}
+    split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
+    split = split_patients(
+        list(label_of), list(label_of.values()), split_seed=split_seed,
+        val_fraction=config.val_fraction, k_folds=config.k_folds, fold=config.fold,
+    )
+    return label_of, split
 
 
 def fit(
@@ -51,18 +68,7 @@ def fit(
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     manifest = data if isinstance(data, Manifest) else Manifest.load(data)
     target = resolve_device(device)
-    patients = manifest.usable_patients(config.modalities)
-    if not patients:
-        raise CohortError(
-            f"no patient in {manifest.folder} has a label and cached {list(config.modalities)}: "
-            "re-run `mgmt-audit ingest` with these modalities or change the config's modalities"
-        )
-    label_of = {p.id: int(p.label) for p in patients}
-    split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
-    split = split_patients(
-        list(label_of), list(label_of.values()), split_seed=split_seed,
-        val_fraction=config.val_fraction, k_folds=config.k_folds, fold=config.fold,
-    )
+    label_of, split = config_split(config, manifest)
     train_labels = [label_of[i] for i in split.train]
     permutation_seed = None
     if labels_permuted:
