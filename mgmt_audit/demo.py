@@ -6,6 +6,8 @@ for the power curve. Each cohort is written and ingested once into ``<out>/work/
 preprocessing (32 x 32 x 16, FLAIR) that every smoke model accepts, and every study of that cohort
 reads that cache (so a spec's own smoke preprocessing is not used here). Each cohort has its own
 Optuna storage, ``<out>/work/<cohort>/runs/<study>.db``; a re-run reuses everything finished.
+The digits control (full plan only) is the ``mnist_control`` smoke study on the digits cohort that
+``study run`` writes for it (:func:`mgmt_audit.study.data.digits_cohort`), at that profile's size.
 Trials run with one torch thread: on a shared 2-core machine more threads are many times slower.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mgmt_audit.config import StudySpec
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 
 Log = Callable[[str], None]
@@ -47,7 +50,7 @@ FULL = DemoPlan(
     cohorts=(Cohort("null", 0.0), Cohort("weak", 0.25), Cohort("medium", 0.5), Cohort("signal", 1.0)),
     patients=48, studies=("demo", "custom_cnn_sweep", "resnet10_seeds"), probe=True,
 )
-CONTROL_STUDY, CONTROL_COHORT, CONTROL_SAMPLES = "mnist_control", "digits", 120
+CONTROL_STUDY, CONTROL_COHORT = "mnist_control", "digits"
 PROFILE = "smoke"
 PHANTOM_SEED = 0
 MATRIX = 48  # in-plane matrix of the phantom DICOM series (the models see 32 x 32 crops)
@@ -69,7 +72,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     from mgmt_audit.config import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
-    from mgmt_audit.study.runner import RunOptions, _safe_url, default_storage, run_study
+    from mgmt_audit.study.runner import RunOptions, default_storage, run_study, safe_url
 
     out = Path(out)
     plan = QUICK if quick else FULL
@@ -91,7 +94,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
                   data=manifest.folder, log=lambda line: log(f"[{cohort}] {line}"))
         study = load_study_runs(spec.name, storage, cohort=cohort, **study_kwargs)
         studies.append(study)
-        facts.update({f"{k} ({cohort})": v for k, v in study_facts(study, _safe_url(storage)).items()})
+        facts.update({f"{k} ({cohort})": v for k, v in study_facts(study, safe_url(storage)).items()})
 
     for cohort in plan.cohorts:
         manifest = prepare_cohort(cohort, out / "work" / cohort.name, patients=plan.patients, log=log)
@@ -100,9 +103,10 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         for spec in specs:
             run(spec, cohort.name, manifest, strength=cohort.strength)
     if plan.probe:
-        manifest = prepare_control(out / "work" / CONTROL_COHORT / "cache", log)
+        control = load_study(CONTROL_STUDY, PROFILE)
+        manifest = prepare_control(control, out / "work" / CONTROL_COHORT / "runs", log)
         manifests[CONTROL_COHORT] = manifest
-        run(load_study(CONTROL_STUDY, PROFILE), CONTROL_COHORT, manifest, control=True)
+        run(control, CONTROL_COHORT, manifest, control=True)
     log(f"building the report · {time.perf_counter() - started:.0f} s elapsed")
     report = build_report(ReportInput(
         title="demo: phantom cohorts with and without a planted signal",
@@ -139,21 +143,20 @@ def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = pr
     return result.manifest
 
 
-def prepare_control(cache: Path, log: Log = print) -> Manifest:
-    """The MNIST-digits positive control as a cache (written once): 32 x 32 x 16, half digit >= 5."""
-    from mgmt_audit.data.controls import write_digits_cohort
+def prepare_control(spec: StudySpec, runs_dir: Path, log: Log = print) -> Manifest:
+    """The MNIST-digits positive control of ``spec`` (its profile's size), written once under
+    ``runs_dir`` as ``mgmt-audit study run`` writes it."""
+    from mgmt_audit.study.data import DIGITS_DEFAULTS, digits_cohort
 
-    if (cache / MANIFEST_NAME).is_file():
-        return Manifest.load(cache)
-    log(f"[{CONTROL_COHORT}] writing {CONTROL_SAMPLES} MNIST digits (label: digit >= 5) -> {cache}")
-    return write_digits_cohort(cache, n=CONTROL_SAMPLES, size=PREPROCESS["size"],
-                               depth=PREPROCESS["depth"], seed=PHANTOM_SEED)
+    n = spec.data.get("phantom", {}).get("patients", DIGITS_DEFAULTS["patients"])
+    log(f"[{CONTROL_COHORT}] {n} MNIST digits (label: digit >= 5) under {runs_dir}")
+    return digits_cohort(spec, runs_dir)
 
 
 def format_summary(name: str, summary: dict) -> str:
     """The manifest summary as a few printed lines."""
-    lines = [f"[{name}] {summary['patients']} patients: {summary['ok']} usable, "
-             f"{summary['quarantined']} quarantined; labels {summary['labels_ok']}"]
+    lines = [(f"[{name}] {summary['patients']} patients: {summary['ok']} usable, "
+              f"{summary['quarantined']} quarantined; labels {summary['labels_ok']}")]
     for modality, counts in summary["modalities"].items():
         planes = ", ".join(f"{p} {n}" for p, n in sorted(counts["planes"].items()))
         lines.append(f"    {modality:<6} ok {counts['ok']}, missing {counts['missing']}, "

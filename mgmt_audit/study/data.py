@@ -1,5 +1,11 @@
 """The cohort a study trains on: an ingested cache, a raw root ingested with the profile's
-preprocessing, or a phantom cohort written under the study's run folder.
+preprocessing, a phantom cohort written under the study's run folder, or (for a study whose
+``data.dataset`` is ``"digits"``, the MNIST positive control) a digits cohort written there.
+
+A cohort the study writes itself is sized by the profile's ``data.phantom`` table: ``patients``
+phantom patients or digits, drawn with ``seed`` (a digits cohort takes its image size and depth from
+``data.preprocess`` and ignores ``matrix``). Digits are written as a cache directly, under
+``<runs_dir>/<study>/digits-n<N>-<size>x<depth>-seed<S>/``, once, and reused by later runs.
 
 Caches of raw roots and phantoms live in ``<runs_dir>/<study>/cache/<preprocess hash>/``, one per
 preprocessing (a search over ``preprocess.*`` keys gets one cache per value), made once under a file
@@ -21,6 +27,8 @@ from mgmt_audit.study.artifacts import study_folder
 LABELS_CSV = "train_labels.csv"
 MASK_VIEWS = {"roi"}  # views that read the tumour mask: they need the BraTS (NIfTI + seg) layout
 PHANTOM_DEFAULTS = {"patients": 40, "matrix": 64, "seed": 0}
+DIGITS_DATASET = "digits"
+DIGITS_DEFAULTS = {"patients": 585, "seed": 0}  # as many digits as the RSNA-MICCAI cohort has patients
 
 
 @dataclass(frozen=True)
@@ -62,13 +70,16 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     train_labels.csv) or a phantom cohort of planted signal ``phantom`` (written once, then reused)."""
     layout = "brats-task1" if spec.data["view"] in MASK_VIEWS else "rsna-miccai"
     modalities = tuple(_all_modalities(spec))
+    digits = spec.data["dataset"] == DIGITS_DATASET
+    if digits and phantom is not None:
+        raise ConfigError(
+            f"study {spec.name} trains on MNIST digits, not on a phantom: leave out --phantom (the digits "
+            f"cohort is written under {study_folder(runs_dir, spec.name)}) or pass --data with a digits cache"
+        )
+    if digits and data is None:
+        return CohortSource(cache=digits_cohort(spec, runs_dir).folder)
     if (data is None) == (phantom is None):
         raise ConfigError("pass exactly one of --data DIR or --phantom [S]")
-    if phantom is not None and spec.data["dataset"] == "digits":
-        raise ConfigError(
-            f"study {spec.name} trains on digits, not on a phantom: pass --data with a digits cache "
-            "(written by mgmt_audit.data.controls)"
-        )
     if phantom is not None:
         root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1")
         cache_root = study_folder(runs_dir, spec.name) / f"phantom-S{phantom:g}" / "cache"
@@ -114,6 +125,31 @@ def write_phantom(spec: StudySpec, runs_dir: str | Path, signal: float, *, nifti
             write_phantom_cohort(root, patients=int(settings["patients"]), signal=signal,
                                  seed=int(settings["seed"]), nifti=nifti, matrix=int(settings["matrix"]))
     return root
+
+
+def digits_cohort(spec: StudySpec, runs_dir: str | Path) -> Manifest:
+    """Write (once) the digits cohort of ``spec``'s profile (see the module docstring) and return it."""
+    from filelock import FileLock
+
+    from mgmt_audit.data.controls import write_digits_cohort
+
+    if any(p.key.startswith("preprocess.") for p in spec.search):
+        raise ConfigError(f"study {spec.name}: a digits cohort is written at one size; remove the "
+                          "preprocess.* search keys")
+    settings = {**DIGITS_DEFAULTS, **spec.data.get("phantom", {})}
+    n, seed = int(settings["patients"]), int(settings["seed"])
+    shape = preprocess_spec(spec.preprocess)
+    height, width = shape.size
+    if height != width:
+        raise ConfigError(f"study {spec.name}: digits are square; set data.preprocess.size to one number, "
+                          f"not {height} x {width}")
+    folder = study_folder(runs_dir, spec.name) / f"digits-n{n}-{height}x{shape.depth}-seed{seed}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if (folder / MANIFEST_NAME).is_file():
+            return Manifest.load(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # a write cut short: the manifest comes last
+        return write_digits_cohort(folder, n=n, size=height, depth=shape.depth, seed=seed)
 
 
 def _all_modalities(spec: StudySpec) -> list[str]:
