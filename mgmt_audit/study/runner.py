@@ -459,7 +459,7 @@ def run_worker(
             log(f"worker {worker}: {stop}")
             return done
         if trial is None:
-            time.sleep(min(options.heartbeat, 5))
+            time.sleep(min(options.heartbeat, 1))
             continue
         try:
             run_trial(study, trial, spec, data_for, options, position=worker)
