@@ -5,7 +5,7 @@ random tensors of the same shape, in the same run. Target: cache / memory <= 1.1
     python benchmarks/train.py --profile paper       # published widths (slow on CPU)
     python benchmarks/train.py --model resnet10_3d --view volume --size 64 64 32 --device cuda
 
-The cache is a throwaway one (random float32 arrays written through the real Manifest + np.save
+The cache is a throwaway one (random float32 arrays written through the real Manifest + save_array
 layout) so the loader reads memory-mapped .npy files exactly as in a study. The two sources take
 turns step by step and the median step time of each is reported.
 """
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mgmt_audit.data.datasets import make_view
+from mgmt_audit.data.cache import save_array
 from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
 from mgmt_audit.models import build, default_params
 from mgmt_audit.train.devices import resolve_device
@@ -36,7 +37,7 @@ def write_random_cache(folder: Path, patients: int, shape: tuple[int, int, int],
         pid, series = f"{n:05d}", {}
         (folder / pid).mkdir(parents=True)
         for modality in modalities:
-            np.save(folder / pid / f"{modality}.npy", rng.standard_normal(shape, dtype=np.float32))
+            save_array(folder / pid / f"{modality}.npy", rng.standard_normal(shape, dtype=np.float32))
             series[modality] = SeriesRecord(modality, True, "ok", shape=list(shape), path=f"{pid}/{modality}.npy")
         records.append(PatientRecord(pid, n % 2, "ok", series=series))
     manifest = Manifest("benchmark", "rsna-miccai", modalities, {}, "benchmark", 0, records)
@@ -87,7 +88,9 @@ def main() -> None:
     parser.add_argument("--modalities", nargs="+", default=["FLAIR"])
     parser.add_argument("--patients", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader workers (default 0, as TrainConfig: on a 2-core CPU a worker competes "
+                        "with torch's threads; use 2-8 on a GPU machine)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per source")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

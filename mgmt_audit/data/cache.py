@@ -23,9 +23,10 @@ RECORD_NAME = "record.json"
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
-    """Save one ``.npy`` atomically."""
+    """Save one ``.npy`` atomically, in Fortran order: each axial slice ``array[:, :, k]`` is then one
+    contiguous block of the memory-mapped file, so a slice view reads it without touching the rest."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array)
+        np.save(handle, np.asfortranarray(array))
 
 
 def array_checksum(array: np.ndarray) -> str:
