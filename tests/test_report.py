@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import numpy as np
 import optuna
 import pytest
-from report_factory import synthetic_run, synthetic_study
+from report_factory import N_VAL, synthetic_run, synthetic_study
 
 from mgmt_audit.report.build import ReportInput, build_report, report_study
 from mgmt_audit.report.collect import StudyRuns, config_label
@@ -177,3 +177,4 @@ def test_probes_show_the_layer_that_separates(tmp_path):
     assert layers["deep"]["separability"] > 0.95 and layers["deep"]["linear_auc"] > 0.95
     assert layers["shallow"]["separability"] < 0.75
     assert "t-SNE embedding per layer" in html and "separability by layer depth" in html
+    assert f'<td>probed · toy</td><td class="num">{N_VAL}</td>' in html  # the sample size beside the score

@@ -172,7 +172,9 @@ def probes_section(probes: Sequence[StudyProbe], manifests: Mapping[str, Manifes
         "coloured by class. Separability is the leave-one-out 5-nearest-neighbour balanced accuracy in "
         "the embedding (chance 0.5). A model that learnt the label separates the classes in its deep "
         "layers; the MNIST-digits control shows what a learnable signal looks like in the same "
-        "pipeline. One seed run per study is probed."))
+        "pipeline. One seed run per study is probed. With few validation samples (n in the table) the "
+        "leave-one-out score is noisy and can fall well below 0.5 by chance alone: read it beside n and "
+        "the linear-probe AUC."))
     if not probes:
         section.empty = ("no trial saved layer features: run the study with `--probe` (the quick demo "
                          "runs without probes) to get t-SNE grids and separability by depth")
@@ -195,8 +197,9 @@ def probes_section(probes: Sequence[StudyProbe], manifests: Mapping[str, Manifes
         figures.separability_curve({p.name: [(l.layer, l.separability) for l in p.layers] for p in probes}),
         "separability by layer depth", "Separability by layer depth for every probed model."))
     section.blocks.append(table_block(
-        ["model", "layer", "depth", "separability (kNN)", "linear probe AUC"],
-        [[p.name, l.layer, l.depth, l.separability, l.linear_auc] for p in probes for l in p.layers]))
+        ["model", "validation n", "layer", "depth", "separability (kNN)", "linear probe AUC"],
+        [[p.name, len(p.run.result.ids), l.layer, l.depth, l.separability, l.linear_auc]
+         for p in probes for l in p.layers]))
     return section
 
 
