@@ -272,7 +272,7 @@ def _run(tasks: list[PatientTask], workers: int) -> Iterator[tuple[PatientTask, 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         # Largest patients first, so that no big one is left running alone at the end (LPT order).
-        ordered = sorted(tasks, key=lambda task: _source_bytes(task.folder), reverse=True)
+        ordered = sorted(tasks, key=_source_bytes, reverse=True)
         futures = {pool.submit(ingest_patient, task): task for task in ordered}
         for future in as_completed(futures):
             try:
@@ -283,9 +283,9 @@ def _run(tasks: list[PatientTask], workers: int) -> Iterator[tuple[PatientTask, 
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _source_bytes(folder: Path) -> int:
-    """Total size of the files under a patient's folder (0 when it is missing)."""
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+def _source_bytes(task: PatientTask) -> int:
+    """Total size of the source files a worker will read for this patient."""
+    return sum(path.stat().st_size for path in source_files(task))
 
 
 def ingest(
