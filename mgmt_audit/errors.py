@@ -2,7 +2,15 @@
 
 
 class MgmtAuditError(Exception):
-    """Base class: every error the package raises on bad input derives from it."""
+    """Base class: every error the package raises on bad input derives from it.
+
+    ``parameter`` names the function parameter at fault (e.g. ``"prob_col"``), so that a front end
+    can name its own spelling of it (the CLI adds the matching ``--prob-col`` flag to the message).
+    """
+
+    def __init__(self, message: str = "", *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class SeriesError(MgmtAuditError):

@@ -133,3 +133,43 @@ def test_hanley_mcneil_se_matches_simulation_and_null_value():
 def test_bad_inputs_raise_clear_errors(y, score, match):
     with pytest.raises(AnalysisInputError, match=match):
         A.delong_ci(y, score)
+
+
+def _direct_covariance(y, s1, s2):
+    """DeLong's covariance of two AUCs from the O(n1 n0) kernel matrices (independent of the midrank code)."""
+    pos, neg = y == 1, y == 0
+
+    def kernel(s):
+        a, b = s[pos][:, None], s[neg][None, :]
+        return (a > b) + 0.5 * (a == b)
+
+    k1, k2 = kernel(s1), kernel(s2)
+    v10 = np.cov(k1.mean(axis=1), k2.mean(axis=1))[0, 1] / pos.sum()
+    v01 = np.cov(k1.mean(axis=0), k2.mean(axis=0))[0, 1] / neg.sum()
+    return v10 + v01
+
+
+def test_delong_covariance_of_runs_on_the_same_patients_equals_the_direct_computation():
+    rng = np.random.default_rng(7)
+    y = np.r_[np.ones(11, int), np.zeros(13, int)]
+    scores = rng.integers(0, 8, size=(3, 24)).astype(float)  # ties included
+    aucs, cov = A.delong_covariance(y, scores)
+    for i in range(3):
+        assert aucs[i] == pytest.approx(A.roc_auc(y, scores[i]))
+        for j in range(3):
+            assert cov[i, j] == pytest.approx(_direct_covariance(y, scores[i], scores[j]), rel=1e-12)
+    mean = A.mean_auc(y, scores)
+    assert mean.auc == pytest.approx(aucs.mean())
+    assert mean.se == pytest.approx(np.sqrt(cov.sum()) / 3)
+    assert (mean.n_pos, mean.n_neg) == (11, 13)
+
+
+def test_hanley_mcneil_textbook_example():
+    # Hanley & McNeil (1982), Table 1: 5-point ratings of 109 CT images, 51 abnormal and 58 normal;
+    # the paper gives the area 0.893 with standard error 0.032
+    abnormal = np.repeat([1, 2, 3, 4, 5], [3, 2, 2, 11, 33])
+    normal = np.repeat([1, 2, 3, 4, 5], [33, 6, 6, 11, 2])
+    y = np.r_[np.ones(51, int), np.zeros(58, int)]
+    auc = A.roc_auc(y, np.r_[abnormal, normal].astype(float))
+    assert round(auc, 3) == 0.893
+    assert round(A.hanley_mcneil_se(auc, 51, 58), 3) == 0.032

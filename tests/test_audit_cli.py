@@ -48,21 +48,32 @@ def test_audit_claim_of_the_best_of_ten_seeds(capsys):
     )
     assert code == 0
     result = json.loads(out)
-    keys = {"auc", "ci_low", "ci_high", "p_value", "p_value_selection_adjusted",
-            "expected_best_null_auc", "verdict", "explanation"}
-    assert keys <= set(result)
-    assert 0.57 < result["expected_best_null_auc"] < 0.61
-    assert result["p_value_selection_adjusted"] > 0.3
-    assert result["ci_low"] < 0.5 < result["ci_high"]
-    assert result["verdict"] != "signal"
+    assert {"verdict", "auc", "ci_low", "ci_high", "margin", "p_value", "p_value_adjusted",
+            "expected_best_null_auc", "explanation", "rounding", "inputs"} <= set(result)
+    assert result["verdict"] == "inconclusive" and result["margin"] == 0.65
+    assert result["bound_words"] == "cannot exclude AUC up to 0.68"
+    assert result["rounding"] == {"low": 0.585, "high": 0.595, "verdict_low": "inconclusive",
+                                  "verdict_high": "inconclusive", "depends_on_rounding": False}
+    assert 0.57 < result["expected_best_null_auc"] < 0.61 and result["p_value_adjusted"] > 0.3
+    assert result["ci_low"] < 0.5 < 0.65 < result["ci_high"]
+    assert result["inputs"]["auc"] == {"text": "0.59", "value": 0.59, "decimals": 2, "percent": False}
     assert "best of 10" in result["explanation"] and "0.583" in result["explanation"]
 
 
-def test_audit_claim_text_and_a_strong_claim(capsys):
-    code, out, _ = _run(capsys, ["audit-claim", "--auc", "0.9", "--n-pos", "60", "--n-neg", "60"])
-    assert code == 0 and "verdict                       signal" in out
-    code, _, err = _run(capsys, ["audit-claim", "--auc", "1.3", "--n-pos", "6", "--n-neg", "6"])
-    assert code == 2 and "AUC lies in [0, 1]" in err
+def test_audit_claim_margin_percentages_rounding_and_bad_input(capsys):
+    code, out, _ = _run(capsys, ["audit-claim", "--auc", "90%", "--n-pos", "60", "--n-neg", "60"])
+    assert code == 0 and "verdict: signal (margin 0.65" in out
+    _, out, _ = _run(capsys, ["audit-claim", "--auc", "0.6", "--n-pos", "300", "--n-neg", "300", "--json"])
+    result = json.loads(out)
+    assert result["rounding"]["depends_on_rounding"] and "depends on rounding" in result["reason"]
+    _, out, _ = _run(capsys, ["audit-claim", "--auc", "0.6", "--n-pos", "300", "--n-neg", "300",
+                              "--margin", "0.7", "--json"])
+    assert json.loads(out)["verdict"] == "signal_below_margin" and json.loads(out)["margin"] == 0.7
+    code, _, err = _run(capsys, ["audit-claim", "--auc", "83", "--n-pos", "6", "--n-neg", "6"])
+    assert code == 2 and "not a proportion" in err and "83%" in err
+    with pytest.raises(SystemExit):
+        main(["audit-claim", "--auc", "0.7", "--n-pos", "6", "--n-neg", "6", "--margin", "0.4"])
+    assert "margin is an AUC in (0.5, 1]" in capsys.readouterr().err
 
 
 def test_audit_flags_a_patient_leaked_across_splits(tmp_path, capsys):
@@ -77,55 +88,118 @@ def test_audit_flags_a_patient_leaked_across_splits(tmp_path, capsys):
     assert code == 0
     result = json.loads(out)
     assert result["leakage"]["n_leaked"] == 1
-    leaked = result["leakage"]["leaked"][0]
-    assert leaked == {"run": "all", "id": "10003", "splits": ["train", "val"]}
+    assert result["leakage"]["leaked"][0] == {"run": "all", "id": "10003", "splits": ["train", "val"]}
     assert any("leak" in w for w in result["warnings"])
     assert json.loads((tmp_path / "out" / "audit.json").read_text()) == result
     code, out, _ = _run(capsys, ["audit", str(path), "--id-col", "id", "--split-col", "split"])
     assert "LEAK run all patient 10003: train, val" in out
 
 
-def test_audit_finds_a_strong_signal_and_not_a_random_one(tmp_path, capsys):
+def test_audit_judges_seeds_together_and_finds_a_strong_signal(tmp_path, capsys):
     strong = _write(tmp_path / "strong.csv", _predictions(1, 2.0))
     random = _write(tmp_path / "random.csv", _predictions(2, 0.0))
     argv = ["--run-col", "run", "--id-col", "id", "--trials-tried", "20", "--json"]
     _, out, _ = _run(capsys, ["audit", str(strong), *argv])
     result = json.loads(out)
-    assert result["verdict"] == "signal"
-    assert len(result["runs"]) == 3 and result["pooled"]["method"].startswith("per-patient mean")
-    assert result["pooled"]["n"] == 80
+    assert result["verdict"] == "signal" and len(result["runs"]) == 3
+    assert result["pooling"] == "3 runs on the same patients (matched by patient ID): mean AUC, predictions"
+    assert result["evidence"]["estimate"]["n_runs"] == 3
+    assert result["evidence"]["test"]["selection"] == 20
     _, out, _ = _run(capsys, ["audit", str(random), *argv])
     result = json.loads(out)
-    assert result["verdict"] != "signal"
-    assert result["selection"]["trials"] == 20
-    assert result["shape"]["dip_p"] > 0.05
+    assert result["verdict"] in ("inconclusive", "no_signal")
+    assert result["p_value_adjusted"] > 0.05
 
 
-def test_audit_table_output(tmp_path, capsys):
+def test_one_unusable_run_is_reported_and_the_rest_audited(tmp_path, capsys):
+    rows = _predictions(3, 1.0, runs=3)
+    rows = [r for r in rows if not (r["run"] == 1 and r["label"] == 0)]  # run 1: positives only
+    path = _write(tmp_path / "p.csv", rows)
+    code, out, _ = _run(capsys, ["audit", str(path), "--run-col", "run", "--id-col", "id", "--json"])
+    assert code == 0
+    result = json.loads(out)
+    assert [r["run"] for r in result["runs"]] == ["0", "2"]
+    assert result["unusable"][0]["run"] == "1" and "0 negative" in result["unusable"][0]["reason"]
+    assert any("run 1 left out" in w for w in result["warnings"])
+
+
+def test_slice_level_rows_are_averaged_per_patient(tmp_path, capsys):
+    rows = _predictions(4, 1.0, runs=1)
+    slices = [{**r, "prob": f"{float(r['prob']) + d:.6f}"} for r in rows for d in (-0.01, 0.0, 0.01)]
+    path = _write(tmp_path / "slices.csv", slices)
+    _, out, _ = _run(capsys, ["audit", str(path), "--id-col", "id", "--json"])
+    result = json.loads(out)
+    assert result["slice_rows"] == {"rows": 240, "patients": 80, "runs": ["all"]}
+    assert result["evidence"]["estimate"]["n_pos"] + result["evidence"]["estimate"]["n_neg"] == 80
+    assert any("slice-level rows found: 240 rows for 80 patients" in w for w in result["warnings"])
+    single = json.loads(_run(capsys, ["audit", str(_write(tmp_path / "one.csv", rows)), "--json"])[1])
+    assert result["auc"] == pytest.approx(single["auc"])  # the mean of a patient's slices keeps its rank
+
+
+def test_folds_are_pooled_out_of_fold(tmp_path, capsys):
+    rows = _predictions(5, 0.8, runs=1, n_per_class=60)
+    for i, row in enumerate(rows):
+        row["fold"] = i % 5
+    path = _write(tmp_path / "cv.csv", rows)
+    _, out, _ = _run(capsys, ["audit", str(path), "--id-col", "id", "--fold-col", "fold", "--json"])
+    result = json.loads(out)
+    assert result["design"] == "out-of-fold" and result["runs"][0]["folds"] == 5
+    assert result["runs"][0]["n"] == 120 and "pooled over the folds" in result["pooling"]
+    leaked = [{**rows[0], "fold": 3}] + rows
+    _, out, _ = _run(capsys, ["audit", str(_write(tmp_path / "leak.csv", leaked)), "--id-col", "id",
+                              "--fold-col", "fold", "--json"])
+    assert json.loads(out)["leakage"]["n_leaked"] == 1
+
+
+def test_the_margin_decides_between_no_signal_and_inconclusive(tmp_path, capsys):
+    path = _write(tmp_path / "null.csv", _predictions(6, 0.0, runs=1, n_per_class=300))
+    _, out, _ = _run(capsys, ["audit", str(path), "--json"])
+    assert json.loads(out)["verdict"] == "no_signal"
+    _, out, _ = _run(capsys, ["audit", str(path), "--json", "--margin", "0.52"])
+    assert json.loads(out)["verdict"] == "inconclusive" and json.loads(out)["margin"] == 0.52
+
+
+def test_audit_table_shows_the_same_numbers_as_the_verdict(tmp_path, capsys):
     path = _write(tmp_path / "p.csv", _predictions(3, 1.0, runs=2))
     code, out, _ = _run(capsys, ["audit", str(path), "--run-col", "run", "--id-col", "id"])
     assert code == 0
-    assert "pooled" in out and "verdict:" in out and "expected best of 2 null runs" in out
+    _, js, _ = _run(capsys, ["audit", str(path), "--run-col", "run", "--id-col", "id", "--json"])
+    result = json.loads(js)
+    assert "verdict: " + result["verdict"] in out and result["bound_words"] in out
+    for run in result["runs"]:
+        assert f"{run['auc']:.3f}" in out and f"{run['dip_p']:.2f}" in out
+    dips = result["evidence"]["bimodality"]["dip_p"]
+    assert [r["dip_p"] for r in result["runs"]] == dips
+    assert f"dip p per run from {min(dips):.2g} to {max(dips):.2g}" in out
 
 
 def test_audit_errors_name_the_file_and_fix(tmp_path, capsys):
     path = _write(tmp_path / "p.csv", _predictions(4, 0.0, runs=1))
     code, _, err = _run(capsys, ["audit", str(path), "--prob-col", "score"])
-    assert code == 2 and "no column 'score'" in err and "--prob-col" in err and "p.csv" in err
+    assert code == 2 and "no column 'score'" in err and "(option --prob-col)" in err and "p.csv" in err
     rows = _predictions(4, 0.0, runs=1)
     rows[0]["label"] = 2
     bad = _write(tmp_path / "bad.csv", rows)
     code, _, err = _run(capsys, ["audit", str(bad)])
-    assert code == 2 and "must hold 0 and 1" in err and "bad.csv" in err
+    assert code == 2 and "must hold 0 and 1" in err and "bad.csv" in err and "--label-col" in err
     code, _, err = _run(capsys, ["audit", str(tmp_path / "missing.csv")])
     assert code == 2 and "no predictions file" in err
+
+
+def test_audit_reads_an_excel_csv_with_bom_and_crlf(tmp_path, capsys):
+    rows = _predictions(7, 1.0, runs=1)
+    text = "id,label,prob\r\n" + "".join(f"{r['id']},{r['label']},{r['prob']}\r\n" for r in rows)
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    code, out, _ = _run(capsys, ["audit", str(path), "--id-col", "id", "--json"])
+    assert code == 0 and json.loads(out)["runs"][0]["n"] == 80
 
 
 def test_audit_predictions_accepts_a_mapping_of_columns():
     rng = np.random.default_rng(5)
     y = np.r_[np.ones(30, int), np.zeros(30, int)]
     result = audit_predictions({"label": y, "prob": rng.random(60)})
-    assert result["runs"][0]["n"] == 60 and result["pooled"]["method"] == "single run"
+    assert result.runs[0].n == 60 and result.pooling.startswith("one run")
     table = {"label": [1, 0, 0, 1], "prob": [0.1, 0.2, 0.3, 0.4], "id": ["a", "a", "b", "c"]}
     with pytest.raises(AnalysisInputError, match="both labels"):
         audit_predictions(table, id_col="id")

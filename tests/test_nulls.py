@@ -103,3 +103,35 @@ def test_seed_variance_summary():
     assert s.sd == pytest.approx(0.1) and s.mean_prediction_sd == pytest.approx(0.1)
     with pytest.raises(AnalysisInputError, match="mean predictions"):
         nulls.seed_variance([0.5, 0.6], mean_predictions=[0.5])
+
+
+def test_fixed_predictions_pvalue_of_one_run_is_the_mann_whitney_test():
+    rng = np.random.default_rng(20)
+    y = np.r_[np.ones(20, int), np.zeros(25, int)]
+    s = rng.normal(size=45) + 0.5 * y
+    ref = stats.mannwhitneyu(s[y == 1], s[y == 0], alternative="greater", method="exact")
+    assert nulls.fixed_predictions_pvalue(y, s[None, :]) == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_fixed_predictions_pvalue_of_identical_seeds_matches_one_run_within_monte_carlo_error():
+    rng = np.random.default_rng(21)
+    y = np.r_[np.ones(20, int), np.zeros(25, int)]
+    s = rng.normal(size=45) + 0.4 * y
+    exact = stats.mannwhitneyu(s[y == 1], s[y == 0], alternative="greater", method="exact").pvalue
+    p = nulls.fixed_predictions_pvalue(y, np.vstack([s, s, s]))
+    assert abs(p - exact) < 4 * np.sqrt(exact * (1 - exact) / nulls.N_PERMUTATIONS)
+    assert nulls.fixed_predictions_pvalue(y, np.vstack([s, s])) == p  # seeded: reproducible
+
+
+def test_fixed_predictions_pvalue_is_uniform_under_the_null_for_correlated_seeds():
+    rng = np.random.default_rng(22)
+    y = np.r_[np.ones(15, int), np.zeros(15, int)]
+    ps = []
+    for _ in range(600):
+        shared = rng.normal(size=30)
+        runs = np.vstack([shared + rng.normal(size=30) for _ in range(4)])
+        ps.append(nulls.fixed_predictions_pvalue(y, runs, n_permutations=199))
+    ps = np.array(ps)
+    assert stats.kstest(ps, "uniform").pvalue > 1e-3
+    with pytest.raises(AnalysisInputError, match="n_permutations"):
+        nulls.fixed_predictions_pvalue(y, runs, n_permutations=0)

@@ -76,6 +76,48 @@ def _delong_cov(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return auc, cov
 
 
+def delong_covariance(y, scores) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs and their DeLong covariance for k score vectors on the same patients.
+
+    ``y``: (n,) 0/1 labels; ``scores``: (k, n), one row per model or seed, columns in ``y``'s order.
+    Returns (aucs (k,), cov (k, k)). The covariance is DeLong, DeLong & Clarke-Pearson (1988), eq. 2,
+    from the structural components of Sun & Xu (2014); it is what pROC's ``cov(roc1, roc2)`` gives.
+    Raises AnalysisInputError for bad labels or scores (see ``check_binary``).
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=float))
+    labels = None
+    for row in scores:
+        labels, _ = check_binary(y, row)
+    return _delong_cov(labels, scores)
+
+
+@dataclass(frozen=True)
+class MeanAUC:
+    """The mean AUC of k runs scored on the same patients and its DeLong standard error.
+
+    ``se`` is sqrt(1' C 1) / k with C the DeLong covariance of the k AUCs: the runs' correlation
+    (they share the patients) is estimated, not assumed.
+    """
+
+    auc: float
+    se: float
+    run_aucs: tuple[float, ...]
+    n_pos: int
+    n_neg: int
+
+
+def mean_auc(y, scores) -> MeanAUC:
+    """Mean AUC of the rows of ``scores`` (k, n) against ``y`` (n,), with its DeLong SE."""
+    aucs, cov = delong_covariance(y, scores)
+    k = aucs.size
+    labels = np.asarray(y).astype(int) == 1
+    var = float(cov.sum()) / k**2
+    return MeanAUC(
+        float(aucs.mean()), float(np.sqrt(max(var, 0.0))), tuple(float(a) for a in aucs),
+        int(labels.sum()), int((~labels).sum()),
+    )
+
+
 def roc_auc(y, score) -> float:
     """The ROC AUC (Mann–Whitney U / (n_pos n_neg), ties counted one half)."""
     labels, score = check_binary(y, score)

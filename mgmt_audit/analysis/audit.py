@@ -1,5 +1,12 @@
-"""The logic behind ``mgmt-audit audit`` (someone's per-patient predictions) and ``mgmt-audit
-audit-claim`` (a bare number from a paper). Both return plain JSON-ready dicts.
+"""``mgmt-audit audit``: someone's per-patient predictions (one or many runs, slices or patients,
+folds or one split) turned into one verdict.
+
+Rows are grouped into runs (``run_col``; one run when absent). Within a run, several rows of one
+patient are slice-level rows: their scores are averaged per patient for the verdict (and said so).
+With ``fold_col`` the folds' out-of-fold predictions are pooled into one AUC over all patients of
+the run. Runs on the same patients (seeds, repeated cross-validation) are judged together as a mean
+with the DeLong covariance of the runs (:func:`mgmt_audit.analysis.verdict.judge`). A run that cannot
+give an AUC (no rows, one class) is reported with its reason and the others are audited.
 """
 
 from __future__ import annotations
@@ -7,45 +14,137 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mgmt_audit.analysis import auc as auc_mod
-from mgmt_audit.analysis import bimodality, nulls
-from mgmt_audit.analysis.verdict import FamilyEvidence, ReportedAUC, judge
+from mgmt_audit.analysis.verdict import (
+    DEFAULT_ALPHA,
+    DEFAULT_MARGIN,
+    GIVEN,
+    OUT_OF_FOLD,
+    Evidence,
+    Run,
+    Verdict,
+    align_runs,
+    format_verdict,
+    judge,
+)
 from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.errors import AnalysisInputError
 
 AUDIT_NAME = "audit.json"
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """One usable run: its patients, AUC with the verdict's interval and test, and its dip-test p."""
+
+    run: str
+    rows: int
+    n: int
+    n_pos: int
+    n_neg: int
+    auc: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    dip_p: float | None
+    folds: int | None
+
+
+@dataclass(frozen=True)
+class UnusableRun:
+    """A run left out of the verdict, and why."""
+
+    run: str
+    rows: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class LeakedPatient:
+    run: str
+    id: str
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Leakage:
+    """Patients present in more than one split (or fold) of the same run."""
+
+    checked: bool
+    n_leaked: int = 0
+    leaked: tuple[LeakedPatient, ...] = ()
+
+
+@dataclass(frozen=True)
+class SliceRows:
+    """Several rows per patient within a run: scores were averaged per patient."""
+
+    rows: int
+    patients: int
+    runs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything ``audit`` prints: the runs, what was pooled and how, leakage, the verdict."""
+
+    source: str
+    n_rows: int
+    eval_split: str | None
+    pooling: str
+    runs: tuple[RunSummary, ...]
+    unusable: tuple[UnusableRun, ...]
+    leakage: Leakage
+    slice_rows: SliceRows | None
+    verdict: Verdict
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the verdict's headline keys (verdict, auc, ci_low, ci_high, margin, p_value)
+        at the top level, the rest nested."""
+        evidence = self.verdict.to_dict()
+        headline = {k: evidence[k] for k in ("verdict", "auc", "ci_low", "ci_high", "margin", "p_value",
+                                             "p_value_adjusted")}
+        return {
+            **headline,
+            "design": self.verdict.design, "bound_words": self.verdict.bound_words,
+            "reason": self.verdict.reason, "source": self.source, "n_rows": self.n_rows,
+            "eval_split": self.eval_split, "pooling": self.pooling,
+            "runs": [asdict(r) for r in self.runs], "unusable": [asdict(u) for u in self.unusable],
+            "leakage": asdict(self.leakage),
+            "slice_rows": None if self.slice_rows is None else asdict(self.slice_rows),
+            "warnings": list(self.warnings), "evidence": evidence,
+        }
+
+
 def _read_csv(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise AnalysisInputError(f"no predictions file at {path}: check the path")
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames:
-            raise AnalysisInputError(
-                f"{path} is empty: expected a header row such as id,label,prob"
-            )
+            raise AnalysisInputError(f"{path} is empty: expected a header row such as id,label,prob")
         rows = list(reader)
     return {name: [row[name] for row in rows] for name in reader.fieldnames}
 
 
-def _column(table: Mapping, name: str, option: str, source: str) -> np.ndarray:
+def _column(table: Mapping, name: str, parameter: str, source: str) -> np.ndarray:
     if name not in table:
         available = ", ".join(map(str, list(table.keys())))
         raise AnalysisInputError(
-            f"{source} has no column {name!r} (columns: {available}): "
-            f"pass {option} with the right name"
+            f"{source} has no column {name!r} (columns: {available}): name the right column",
+            parameter=parameter,
         )
     return np.asarray(table[name])
 
 
-def _numbers(values: np.ndarray, name: str, source: str) -> np.ndarray:
+def _numbers(values: np.ndarray, name: str, source: str, parameter: str) -> np.ndarray:
     out = np.empty(values.size)
     for i, v in enumerate(values):
         try:
@@ -57,88 +156,65 @@ def _numbers(values: np.ndarray, name: str, source: str) -> np.ndarray:
         rows = ", ".join(str(i + 2) for i in bad[:5])
         raise AnalysisInputError(
             f"{source}: column {name!r} has {bad.size} empty or non-numeric value(s) "
-            f"(file lines {rows}): fix or drop those rows"
+            f"(file lines {rows}): fix or drop those rows", parameter=parameter,
         )
     return out
 
 
 def _labels(values: np.ndarray, name: str, source: str) -> np.ndarray:
-    numbers = _numbers(values, name, source)
+    numbers = _numbers(values, name, source, "label_col")
     found = sorted(set(numbers.tolist()))
     if not set(found) <= {0.0, 1.0}:
         raise AnalysisInputError(
             f"{source}: label column {name!r} must hold 0 and 1, found {found[:6]}: "
-            "recode it (1 = positive, e.g. MGMT methylated) or pass --label-col"
+            "recode it (1 = positive, e.g. MGMT methylated) or name the right column",
+            parameter="label_col",
         )
     return numbers.astype(int)
 
 
-def _run_stats(y: np.ndarray, score: np.ndarray, where: str) -> dict[str, Any]:
-    try:
-        auc, low, high = auc_mod.delong_ci(y, score)
-        p = auc_mod.auc_pvalue(y, score)
-    except AnalysisInputError as exc:
-        raise AnalysisInputError(f"{where}: {exc}") from exc
-    return {
-        "n": int(y.size), "n_pos": int(y.sum()), "n_neg": int(y.size - y.sum()),
-        "auc": auc, "ci_low": low, "ci_high": high, "p_value": p,
-        "mean_prediction": float(score.mean()),
-    }
-
-
-def _leakage(ids: np.ndarray, runs: np.ndarray, splits: np.ndarray) -> dict[str, Any]:
-    """Patients present in more than one split of the same run."""
+def _leakage(ids: np.ndarray, runs: np.ndarray, splits: np.ndarray) -> Leakage:
+    """Patients present in more than one split (or fold) of the same run."""
     leaked = []
     for run in dict.fromkeys(runs.tolist()):
         in_run = runs == run
         seen: dict[str, set[str]] = {}
         for pid, split in zip(ids[in_run].tolist(), splits[in_run].tolist()):
             seen.setdefault(pid, set()).add(split)
-        leaked += [
-            {"run": run, "id": pid, "splits": sorted(s)} for pid, s in seen.items() if len(s) > 1
-        ]
-    return {"checked": True, "n_leaked": len(leaked), "leaked": leaked}
+        leaked += [LeakedPatient(run, pid, tuple(sorted(s))) for pid, s in seen.items() if len(s) > 1]
+    return Leakage(True, len(leaked), tuple(leaked))
 
 
-def _pooled(ids, runs, y, score, run_names) -> tuple[np.ndarray, np.ndarray, str]:
-    """One prediction per patient where that is possible, and how it was obtained."""
-    if len(run_names) == 1:
-        return y, score, "single run"
+@dataclass(frozen=True)
+class _RunRows:
+    """One run's rows reduced to one prediction per patient."""
+
+    name: str
+    rows: int
+    labels: np.ndarray
+    scores: np.ndarray
+    ids: tuple[str, ...] | None
+    folds: int | None
+    slice_rows: int  # rows beyond one per patient
+
+
+def _per_patient(name: str, y: np.ndarray, score: np.ndarray, ids: np.ndarray | None,
+                 folds: np.ndarray | None, source: str) -> _RunRows:
+    """Average slice-level rows per patient (labels must agree) and count the folds."""
+    n_folds = None if folds is None else len(set(folds.tolist()))
     if ids is None:
-        return y, score, "rows of all runs concatenated (no id column: independence unknown)"
+        return _RunRows(name, y.size, y, score, None, n_folds, 0)
     unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    if unique.size == ids.size:
-        return y, score, "runs on disjoint patients (e.g. folds) concatenated"
-    mean_score = np.bincount(inverse, weights=score) / np.bincount(inverse)
-    return y[first], mean_score, "per-patient mean over runs (seed ensemble)"
-
-
-def _selection(per_run: list[dict[str, Any]], n_trials: int) -> dict[str, Any]:
-    """The best run against the best of ``n_trials`` null runs at the smallest run's class sizes."""
-    best = max(per_run, key=lambda r: r["auc"])
-    n_pos, n_neg = min(r["n_pos"] for r in per_run), min(r["n_neg"] for r in per_run)
-    return {
-        "trials": n_trials, "best_run": best["run"], "best_auc": best["auc"],
-        "expected_best_null_auc": nulls.expected_best_null_auc(n_pos, n_neg, n_trials),
-        "p_value_selection_adjusted": nulls.selection_adjusted_pvalue(
-            best["auc"], n_pos, n_neg, n_trials
-        ),
-    }
-
-
-def _shape(y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
-    """Bimodality and class overlap of the pooled predictions, or why they cannot be computed."""
-    try:
-        bc = bimodality.bimodality_coefficient(score)
-        dip, dip_p = bimodality.dip_test(score)
-        sep = bimodality.class_separation(score, y)
-    except AnalysisInputError as exc:
-        return {"error": str(exc)}
-    return {
-        "bimodality_coefficient": bc, "bimodal": bc > bimodality.BIMODAL_THRESHOLD,
-        "dip": dip, "dip_p": dip_p, "class_overlap": sep.overlap,
-        "ks_statistic": sep.ks_statistic, "ks_p": sep.ks_pvalue,
-    }
+    label_sum = np.bincount(inverse, weights=y)
+    counts = np.bincount(inverse)
+    mixed = np.flatnonzero((label_sum > 0) & (label_sum < counts))
+    if mixed.size:
+        raise AnalysisInputError(
+            f"{source}: patient {unique[mixed[0]]} has both labels 0 and 1 in run {name!r}: fix the labels"
+        )
+    mean_score = np.bincount(inverse, weights=score) / counts
+    return _RunRows(name, y.size, y[first], mean_score, tuple(unique.tolist()), n_folds,
+                    int(y.size - unique.size))
 
 
 def audit_predictions(
@@ -150,224 +226,168 @@ def audit_predictions(
     split_col: str | None = None,
     trials_tried: int | None = None,
     eval_split: str | None = None,
-) -> dict[str, Any]:
-    """Audit per-patient predictions (a CSV path or a mapping of columns, e.g. a DataFrame).
+    fold_col: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    alpha: float = DEFAULT_ALPHA,
+) -> AuditResult:
+    """Audit per-patient (or per-slice) predictions: a CSV path or a mapping of columns (a DataFrame).
 
-    Per run: AUC with DeLong CI and Mann–Whitney p; pooled (one prediction per patient where the ids
-    allow); seed variance; the best run against the best of N null runs (N = max(trials_tried,
-    runs)); prediction shape and class overlap; split leakage per run when ``split_col`` and
-    ``id_col`` are given; and the verdict. ``eval_split`` restricts the statistics (not the leakage
-    check) to rows of that split.
+    ``run_col``: one run per value (seeds, or repetitions of cross-validation); ``id_col``: the patient,
+    to average slice-level rows, align runs and check splits; ``fold_col``: pool the folds'
+    out-of-fold predictions of each run; ``split_col`` + ``eval_split``: check that no patient sits in
+    two splits of a run, then audit only that split's rows; ``trials_tried``: how many configurations
+    the reported one was chosen from (the seeds of one configuration are not a selection);
+    ``margin``: the smallest AUC of interest. Raises AnalysisInputError naming the file, the column
+    and the fix; a run that cannot give an AUC is listed in ``unusable`` instead.
     """
     if trials_tried is not None and trials_tried < 1:
-        raise AnalysisInputError(f"--trials-tried must be >= 1, got {trials_tried}")
+        raise AnalysisInputError(f"trials_tried must be >= 1, got {trials_tried}", parameter="trials_tried")
     if eval_split is not None and not split_col:
-        raise AnalysisInputError(
-            f"--eval-split {eval_split!r} needs --split-col to find that split"
-        )
+        raise AnalysisInputError(f"eval_split {eval_split!r} needs split_col to find that split",
+                                 parameter="split_col")
     if isinstance(frame_or_path, (str, Path)):
         source = str(frame_or_path)
         table: Mapping = _read_csv(Path(frame_or_path))
     else:
         source, table = "the given table", frame_or_path
-    y = _labels(_column(table, label_col, "--label-col", source), label_col, source)
-    score = _numbers(_column(table, prob_col, "--prob-col", source), prob_col, source)
+    y = _labels(_column(table, label_col, "label_col", source), label_col, source)
+    score = _numbers(_column(table, prob_col, "prob_col", source), prob_col, source, "prob_col")
     n_rows = y.size
-    runs = (
-        _column(table, run_col, "--run-col", source).astype(str)
-        if run_col else np.full(n_rows, "all")
-    )
-    ids = _column(table, id_col, "--id-col", source).astype(str) if id_col else None
+    runs = _column(table, run_col, "run_col", source).astype(str) if run_col else np.full(n_rows, "all")
+    ids = _column(table, id_col, "id_col", source).astype(str) if id_col else None
+    folds = _column(table, fold_col, "fold_col", source).astype(str) if fold_col else None
+    if (split_col or fold_col) and ids is None:
+        raise AnalysisInputError(
+            f"{source}: checking splits or folds for patients on both sides needs the patient column",
+            parameter="id_col",
+        )
 
-    result: dict[str, Any] = {
-        "source": source, "n_rows": int(n_rows), "leakage": {"checked": False}
-    }
+    leakage = Leakage(False)
+    all_runs = list(dict.fromkeys(runs.tolist()))
     if split_col:
-        if ids is None:
-            raise AnalysisInputError(
-                f"{source}: checking splits for leaked patients needs the patient column: "
-                "pass --id-col"
-            )
-        splits = _column(table, split_col, "--split-col", source).astype(str)
-        result["leakage"] = _leakage(ids, runs, splits)
+        splits = _column(table, split_col, "split_col", source).astype(str)
+        leakage = _leakage(ids, runs, splits)
         if eval_split is not None:
             keep = splits == eval_split
             if not keep.any():
                 raise AnalysisInputError(
                     f"{source}: no rows with {split_col} = {eval_split!r} "
-                    f"(values: {sorted(set(splits.tolist()))}): pass an existing split"
+                    f"(values: {sorted(set(splits.tolist()))}): pass an existing split",
+                    parameter="eval_split",
                 )
-            y, score, runs = y[keep], score[keep], runs[keep]
-            ids = ids[keep]
-        result["eval_split"] = eval_split
-    if ids is not None:
-        _check_consistent_labels(ids, y, source)
+            y, score, runs, ids = y[keep], score[keep], runs[keep], ids[keep]
+            folds = None if folds is None else folds[keep]
+    if fold_col:
+        fold_leak = _leakage(ids, runs, folds)
+        if fold_leak.n_leaked:
+            leakage = Leakage(True, leakage.n_leaked + fold_leak.n_leaked, leakage.leaked + fold_leak.leaked)
 
-    run_names = list(dict.fromkeys(runs.tolist()))
-    per_run = []
-    for name in run_names:
+    usable: list[_RunRows] = []
+    unusable: list[UnusableRun] = []
+    for name in all_runs:
         mask = runs == name
-        per_run.append({"run": name, **_run_stats(y[mask], score[mask], f"{source}, run {name!r}")})
-    result["runs"] = per_run
+        if not mask.any():
+            unusable.append(UnusableRun(name, 0, f"no rows in split {eval_split!r}"))
+            continue
+        rows = _per_patient(name, y[mask], score[mask], None if ids is None else ids[mask],
+                            None if folds is None else folds[mask], source)
+        try:
+            auc_mod.check_binary(rows.labels, rows.scores)
+        except AnalysisInputError as exc:
+            unusable.append(UnusableRun(name, rows.rows, str(exc)))
+            continue
+        usable.append(rows)
+    if not usable:
+        reasons = "; ".join(f"run {u.run}: {u.reason}" for u in unusable)
+        raise AnalysisInputError(f"{source}: no run can give an AUC ({reasons})")
 
-    py, pscore, how = _pooled(ids, runs, y, score, run_names)
-    result["pooled"] = {"method": how, **_run_stats(py, pscore, f"{source}, pooled")}
-    seeds = nulls.seed_variance(
-        [r["auc"] for r in per_run], [r["mean_prediction"] for r in per_run]
-    )
-    result["seed_variance"] = asdict(seeds)
+    design = OUT_OF_FOLD if fold_col else GIVEN
+    evidence = [Run(r.labels, r.scores, r.ids) for r in usable]
+    verdict = judge(Evidence(
+        name=Path(source).stem if isinstance(frame_or_path, (str, Path)) else "predictions",
+        runs=evidence, design=design, selection=trials_tried or 1, margin=margin, alpha=alpha,
+    ))
+    summaries = []
+    for rows, run, dip in zip(usable, evidence, verdict.bimodality.dip_p, strict=True):
+        one = judge(Evidence(rows.name, runs=[run], design=design, margin=margin, alpha=alpha))
+        summaries.append(RunSummary(
+            rows.name, rows.rows, int(rows.labels.size), one.estimate.n_pos, one.estimate.n_neg,
+            one.auc, one.ci_low, one.ci_high, one.p_value, dip, rows.folds))
+    slice_total = sum(r.slice_rows for r in usable)
+    slice_rows = None
+    if slice_total:
+        slice_rows = SliceRows(sum(r.rows for r in usable), sum(r.labels.size for r in usable),
+                               tuple(r.name for r in usable if r.slice_rows))
+    aligned = align_runs(evidence)[2]
+    pooling = _pooling(len(usable), aligned, ids is not None, fold_col is not None)
+    result = AuditResult(source, int(n_rows), eval_split, pooling, tuple(summaries), tuple(unusable),
+                         leakage, slice_rows, verdict)
+    return replace(result, warnings=_warnings(result, aligned, ids is not None))
 
-    result["selection"] = _selection(per_run, max(trials_tried or 1, len(per_run)))
-    result["shape"] = _shape(py, pscore)
-    masks = [runs == name for name in run_names]
-    verdict = judge(
-        FamilyEvidence(
-            family=Path(source).stem if source != "the given table" else "predictions",
-            runs=[(y[m], score[m]) for m in masks],
-            trials_tried=trials_tried or 1,
-        )
-    )
-    result["verdict"] = verdict.verdict
-    result["evidence"] = verdict.sentence
-    result["reason"] = verdict.reason
-    result["warnings"] = _warnings(result)
-    return result
+
+def _pooling(n_runs: int, aligned: bool, with_ids: bool, folds: bool) -> str:
+    unit = "out-of-fold predictions pooled over the folds" if folds else "predictions"
+    if n_runs == 1:
+        return f"one run: {unit} of every patient"
+    if aligned:
+        how = "matched by patient ID" if with_ids else "matched by row order"
+        return f"{n_runs} runs on the same patients ({how}): mean AUC, {unit}"
+    return f"{n_runs} runs on different patients: mean AUC with a conservative interval"
 
 
-def _warnings(result: dict[str, Any]) -> list[str]:
+def _warnings(result: AuditResult, aligned: bool, with_ids: bool) -> tuple[str, ...]:
     warnings = []
-    leak = result["leakage"]
-    if leak.get("n_leaked"):
+    if result.leakage.n_leaked:
         warnings.append(
-            f"{leak['n_leaked']} patient(s) appear in more than one split of a run: the split "
-            "leaks, and any signal may come from the leak"
+            f"{result.leakage.n_leaked} patient(s) appear in more than one split or fold of a run: the "
+            "split leaks, and any signal may come from the leak"
         )
-    if result["pooled"]["method"].startswith("rows of all runs"):
+    if result.slice_rows is not None:
+        s = result.slice_rows
         warnings.append(
-            "several runs without an id column: the pooled CI and p treat repeated patients as "
-            "independent and are too optimistic; pass --id-col"
+            f"slice-level rows found: {s.rows} rows for {s.patients} patients (runs "
+            f"{', '.join(s.runs)}); scores were averaged per patient for the verdict. Slice-level "
+            "evaluation counts one patient many times and is too optimistic"
         )
-    return warnings
+    if len(result.runs) > 1 and aligned and not with_ids:
+        warnings.append("no patient ID column: runs were matched by row order; pass the ID column "
+                        "(id_col) to match them by patient")
+    if len(result.runs) > 1 and not aligned:
+        warnings.append("the runs scored different patients: their mean AUC gets a conservative "
+                        "interval and test")
+    for run in result.unusable:
+        warnings.append(f"run {run.run} left out: {run.reason}")
+    return tuple(warnings)
 
 
-def _check_consistent_labels(ids: np.ndarray, y: np.ndarray, source: str) -> None:
-    seen: dict[str, int] = {}
-    for pid, label in zip(ids.tolist(), y.tolist()):
-        if seen.setdefault(pid, label) != label:
-            raise AnalysisInputError(
-                f"{source}: patient {pid} has both labels 0 and 1 in different rows: fix the labels"
-            )
-
-
-def audit_claim(auc: float, n_pos: int, n_neg: int, trials_tried: int = 1) -> dict[str, Any]:
-    """Audit a reported AUC from its class sizes: Hanley–McNeil CI, one-sided p against 0.5, the
-    best-of-N selection adjustment, the expected best of N null runs, and the verdict in words."""
-    if trials_tried < 1:
-        raise AnalysisInputError(f"--trials-tried must be >= 1, got {trials_tried}")
-    verdict = judge(
-        FamilyEvidence("claim", reported=ReportedAUC(auc, n_pos, n_neg), trials_tried=trials_tried)
-    )
-    num = verdict.numbers
-    expected = nulls.expected_best_null_auc(n_pos, n_neg, trials_tried)
-    low, high = nulls.null_band(n_pos, n_neg)
-    runs = "one null run" if trials_tried == 1 else f"the best of {trials_tried} null runs"
-    explanation = (
-        f"An AUC of {auc:.3f} on {n_pos} positive and {n_neg} negative patients has a 95% "
-        f"Hanley–McNeil interval [{num['ci_low']:.3f}, {num['ci_high']:.3f}]. If the images "
-        f"carried no information, one run would land in [{low:.3f}, {high:.3f}] 95% of the time "
-        f"and reach {auc:.3f} or more with probability {num['p_value']:.3g}; {runs} is expected "
-        f"to reach {expected:.3f} and reaches {auc:.3f} or more with probability "
-        f"{num['p_value_selection_adjusted']:.3g}. {_selection_words(auc, trials_tried, num)}"
-        f"Verdict: {verdict.verdict} ({verdict.reason}); "
-        f"an AUC >= {num['detectable_auc']:.2f} would be detected with 80% power at this size."
-    )
-    return {
-        "auc": auc, "n_pos": n_pos, "n_neg": n_neg, "trials_tried": trials_tried,
-        "ci_low": num["ci_low"], "ci_high": num["ci_high"],
-        "p_value": num["p_value"],
-        "p_value_selection_adjusted": num["p_value_selection_adjusted"],
-        "expected_best_null_auc": expected,
-        "null_band": [low, high],
-        "detectable_auc": num["detectable_auc"],
-        "verdict": verdict.verdict,
-        "explanation": explanation,
-    }
-
-
-def _selection_words(auc: float, trials_tried: int, num: dict[str, Any]) -> str:
-    if trials_tried == 1 or num["p_value_selection_adjusted"] < 0.05:
-        return ""
-    return (
-        f"So {auc:.3f} is within what the best of {trials_tried} runs of a model that learnt "
-        "nothing reaches. "
-    )
-
-
-def save_audit(result: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write ``out_dir/audit.json`` atomically; return its path."""
+def save_audit(result: AuditResult, out_dir: str | Path) -> Path:
+    """Write ``out_dir/audit.json`` (``result.to_dict()``) atomically; return its path."""
     target = Path(out_dir) / AUDIT_NAME
-    atomic_write_text(target, json.dumps(result, indent=1))
+    atomic_write_text(target, json.dumps(result.to_dict(), indent=1))
     return target
 
 
-def format_audit(result: dict[str, Any]) -> str:
-    """A readable table of an ``audit_predictions`` result."""
-    lines = [f"audit of {result['source']} ({result['n_rows']} rows)", ""]
-    lines.append(f"{'run':<16}{'n':>6}{'pos':>6}{'neg':>6}{'AUC':>8}{'95% CI':>18}{'p':>10}")
-    rows = result["runs"] + [{"run": "pooled", **result["pooled"]}]
-    for r in rows:
-        ci = f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        lines.append(
-            f"{str(r['run'])[:15]:<16}{r['n']:>6}{r['n_pos']:>6}{r['n_neg']:>6}"
-            f"{r['auc']:>8.3f}{ci:>18}{r['p_value']:>10.3g}"
-        )
-    lines.append(f"pooled: {result['pooled']['method']}")
-    sel = result["selection"]
-    lines.append(
-        f"best run {sel['best_run']} AUC {sel['best_auc']:.3f}; expected best of {sel['trials']} "
-        f"null runs {sel['expected_best_null_auc']:.3f}; selection-adjusted p "
-        f"{sel['p_value_selection_adjusted']:.3g}"
-    )
-    shape = result["shape"]
-    if "error" in shape:
-        lines.append(f"shape: not computed ({shape['error']})")
+def format_audit(result: AuditResult) -> str:
+    """A readable table of an audit: every number is read from ``result``."""
+    v = result.verdict
+    level = round(100 * (1 - 2 * v.alpha))
+    lines = [f"audit of {result.source} ({result.n_rows} rows)", ""]
+    lines.append(f"{'run':<16}{'n':>6}{'pos':>6}{'neg':>6}{'AUC':>8}{f'{level}% interval':>18}"
+                 f"{'p':>10}{'dip p':>8}")
+    for r in result.runs:
+        ci = f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        dip = "const" if r.dip_p is None else f"{r.dip_p:.2f}"
+        lines.append(f"{str(r.run)[:15]:<16}{r.n:>6}{r.n_pos:>6}{r.n_neg:>6}{r.auc:>8.3f}{ci:>18}"
+                     f"{r.p_value:>10.3g}{dip:>8}")
+    for u in result.unusable:
+        lines.append(f"{str(u.run)[:15]:<16}{u.rows:>6}  left out: {u.reason}")
+    lines.append(f"pooling: {result.pooling}")
+    leak = result.leakage
+    if leak.checked:
+        lines.append(f"leakage: {leak.n_leaked} patient(s) in more than one split or fold")
+        lines += [f"  LEAK run {x.run} patient {x.id}: {', '.join(x.splits)}" for x in leak.leaked]
     else:
-        lines.append(
-            f"shape: bimodality coefficient {shape['bimodality_coefficient']:.3f} "
-            f"({'bimodal' if shape['bimodal'] else 'not bimodal'}, threshold 5/9), dip p "
-            f"{shape['dip_p']:.3g}; class overlap {shape['class_overlap']:.2f}, "
-            f"KS p {shape['ks_p']:.3g}"
-        )
-    leak = result["leakage"]
-    if leak["checked"]:
-        lines.append(f"leakage: {leak['n_leaked']} patient(s) in more than one split")
-        lines += [
-            f"  LEAK run {x['run']} patient {x['id']}: {', '.join(x['splits'])}"
-            for x in leak["leaked"]
-        ]
-    else:
-        lines.append("leakage: not checked (pass --split-col and --id-col)")
-    lines += [f"WARNING: {w}" for w in result["warnings"]]
-    lines += [
-        "",
-        f"verdict: {result['verdict']} ({result['reason']})",
-        f"evidence: {result['evidence']}",
-    ]
+        lines.append("leakage: not checked (name the split and ID columns)")
+    lines += [f"WARNING: {w}" for w in result.warnings]
+    lines += ["", *format_verdict(v)]
     return "\n".join(lines)
-
-
-def format_claim(result: dict[str, Any]) -> str:
-    """A readable summary of an ``audit_claim`` result."""
-    return "\n".join(
-        [
-            f"AUC {result['auc']:.3f} on {result['n_pos']}+/{result['n_neg']}- "
-            f"after {result['trials_tried']} trial(s)",
-            f"  95% CI (Hanley–McNeil)        [{result['ci_low']:.3f}, {result['ci_high']:.3f}]",
-            f"  p vs chance (one-sided)       {result['p_value']:.3g}",
-            f"  p after best-of-N selection   {result['p_value_selection_adjusted']:.3g}",
-            f"  expected best null AUC        {result['expected_best_null_auc']:.3f}",
-            f"  verdict                       {result['verdict']}",
-            "",
-            result["explanation"],
-        ]
-    )

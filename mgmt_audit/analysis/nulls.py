@@ -79,6 +79,65 @@ def permutation_null(
     )
 
 
+N_PERMUTATIONS = 9999  # evaluation-label permutations for a mean over runs: p resolves to 1e-4
+
+
+def fixed_predictions_pvalue(
+    y, scores, n_permutations: int = N_PERMUTATIONS, seed: int = 0
+) -> float:
+    """One-sided p of the mean AUC of k runs' fixed predictions under permutation of the evaluation labels.
+
+    ``y``: (n,) 0/1 labels; ``scores``: (k, n), one row per run, all scored on the same patients.
+    One permutation of the labels is applied to every run at once, so the runs' correlation is kept
+    and the test is exact for any k (no assumption about how alike the seeds are). For k = 1 this is
+    the Mann–Whitney test (``auc.auc_pvalue``: exact without ties when small, else normal with tie
+    and continuity corrections). For k > 1 it is a Monte Carlo permutation test with
+    ``n_permutations`` draws from a generator seeded with ``seed`` (reproducible), and
+    p = (1 + #{permuted mean AUC >= observed}) / (1 + n_permutations), which is valid at any number of
+    draws (Ojala & Garriga 2010; Phipson & Smyth 2010).
+
+    The mean AUC under a relabelling that makes patients P positive is
+    (sum over P of the runs' mean midrank - n1 (n1 + 1) / 2) / (n1 n0), so each draw costs one sum.
+    Raises AnalysisInputError for bad labels or scores, or n_permutations < 1.
+    """
+    from mgmt_audit.analysis.auc import auc_pvalue, check_binary
+
+    scores = np.atleast_2d(np.asarray(scores, dtype=float))
+    if n_permutations < 1:
+        raise AnalysisInputError(f"n_permutations must be >= 1, got {n_permutations}")
+    for row in scores:
+        labels, _ = check_binary(y, row)
+    if scores.shape[0] == 1:
+        return auc_pvalue(labels, scores[0])
+    n, n_pos = labels.size, int(labels.sum())
+    n_neg = n - n_pos
+    mean_rank = stats.rankdata(scores, axis=1).mean(axis=0)
+    offset = n_pos * (n_pos + 1) / 2
+
+    def mean_auc(rank_sums: np.ndarray) -> np.ndarray:
+        return (rank_sums - offset) / (n_pos * n_neg)
+
+    observed = float(mean_auc(mean_rank[labels].sum()))
+    null = mean_auc(mean_rank[_relabellings(n, n_pos, n_permutations, seed)].sum(axis=1))
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_permutations))
+
+
+@lru_cache(maxsize=8)
+def _relabellings(n: int, n_pos: int, n_permutations: int, seed: int) -> np.ndarray:
+    """(n_permutations, n_pos) indices of the patients each random relabelling makes positive.
+
+    Depends only on the sizes and the seed, so it is drawn once and shared (read-only) by every test
+    of that size: the test stays valid because the draws are independent of the data.
+    """
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // n)
+    parts = [rng.random((min(chunk, n_permutations - start), n)).argpartition(n_pos - 1, axis=1)[:, :n_pos]
+             for start in range(0, n_permutations, chunk)]
+    index = np.concatenate(parts).astype(np.int32)
+    index.flags.writeable = False
+    return index
+
+
 def null_auc_sd(n_pos: int, n_neg: int) -> float:
     """Standard deviation of one AUC under the null: sqrt((n1 + n0 + 1) / (12 n1 n0))."""
     _check_sizes(n_pos, n_neg)

@@ -36,15 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; bad input exits with status 2 and a one-line message naming the fix."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MgmtAuditError as exc:
-        print(f"mgmt-audit {args.command}: error: {exc}", file=sys.stderr)
+        flag = _flag_for(parser, args.command, exc.parameter)
+        hint = f" (option {flag})" if flag else ""
+        print(f"mgmt-audit {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mgmt-audit {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _flag_for(parser: argparse.ArgumentParser, command: str, parameter: str | None) -> str | None:
+    """The command's option whose destination is ``parameter`` (a library error's parameter name)."""
+    if parameter is None:
+        return None
+    for action in parser._subparsers._group_actions:  # argparse keeps subparsers only here
+        sub = action.choices.get(command)
+        for option in sub._actions if sub is not None else ():
+            if option.dest == parameter and option.option_strings:
+                return max(option.option_strings, key=len)
+    return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Numbers as a paper prints them: "0.59", "59%", "96.31 %". A printed number stands for an interval
+of true values: rounded to its last digit, "0.59" is anything in [0.585, 0.595]; truncated, anything in
+[0.59, 0.60). Verdicts on a printed number are judged at both ends of that interval.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mgmt_audit.errors import AnalysisInputError
+
+_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True)
+class PrintedNumber:
+    """A printed proportion as a fraction in [0, 1] with the interval its digits stand for.
+
+    ``decimals`` counts the digits after the point of the fraction (a percentage's digits + 2), so
+    "59%" and "0.59" both have 2. ``rounded`` is [value - u/2, value + u/2] and ``truncated``
+    [value, value + u), u = 10**-decimals, each clipped to [0, 1].
+    """
+
+    text: str
+    value: float
+    decimals: int
+    percent: bool
+
+    @property
+    def unit(self) -> float:
+        return 10.0 ** -self.decimals
+
+    @property
+    def rounded(self) -> tuple[float, float]:
+        return max(self.value - self.unit / 2, 0.0), min(self.value + self.unit / 2, 1.0)
+
+    @property
+    def truncated(self) -> tuple[float, float]:
+        return self.value, min(self.value + self.unit, 1.0)
+
+
+def parse_proportion(text: str | float, name: str = "value") -> PrintedNumber:
+    """Parse "0.59", ".59", "59%" or "59 %" (a float is taken as printed by ``repr``).
+
+    Raises AnalysisInputError naming ``name`` when the text is not a number, or the proportion lies
+    outside [0, 1] (e.g. "83" without a percent sign: write "83%" or "0.83").
+    """
+    raw = repr(float(text)) if isinstance(text, (int, float)) else str(text)
+    match = _NUMBER.match(raw)
+    if match is None:
+        raise AnalysisInputError(
+            f"{name} {raw!r} is not a number: write it as printed, e.g. 0.59 or 59%"
+        )
+    digits, percent = match.group(1), match.group(2) == "%"
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    value = float(digits)
+    if percent:
+        value, decimals = value / 100.0, decimals + 2
+    if not 0.0 <= value <= 1.0:
+        raise AnalysisInputError(
+            f"{name} {raw!r} is not a proportion in [0, 1]: write a percentage with its sign "
+            f"({digits}%) or as a fraction ({value / 100:g})"
+        )
+    return PrintedNumber(raw.strip(), round(value, decimals + 2), decimals, percent)

@@ -1,0 +1,28 @@
+"""Printed numbers: fractions and percentages parse alike, with the interval their digits stand for."""
+
+import pytest
+
+from mgmt_audit.analysis.reported import parse_proportion
+from mgmt_audit.errors import AnalysisInputError
+
+
+@pytest.mark.parametrize("text", ["0.59", ".59", "59%", "59 %", " 59% "])
+def test_fractions_and_percentages_parse_alike(text):
+    number = parse_proportion(text)
+    assert number.value == 0.59 and number.decimals == 2
+    assert number.rounded == pytest.approx((0.585, 0.595))
+    assert number.truncated == pytest.approx((0.59, 0.60))
+
+
+def test_precision_follows_the_digits_given():
+    assert parse_proportion("96.31%").rounded == pytest.approx((0.96305, 0.96315))
+    assert parse_proportion("0.6").rounded == pytest.approx((0.55, 0.65))
+    assert parse_proportion("1.0").rounded == pytest.approx((0.95, 1.0))  # clipped to [0, 1]
+    assert parse_proportion(0.59).value == 0.59
+
+
+@pytest.mark.parametrize("text, message", [("83", "not a proportion"), ("abc", "not a number"),
+                                           ("120%", "not a proportion"), ("-0.2", "not a number")])
+def test_bad_numbers_are_refused_with_the_fix(text, message):
+    with pytest.raises(AnalysisInputError, match=message):
+        parse_proportion(text, "an AUC")
