@@ -14,6 +14,7 @@ A spec file holds::
     [seeds]                        # count (+ start) or values; policy = each | best
     [sampler] / [pruner]           # name + settings passed to the Optuna class
     [objective]                    # metric = "val_auc", direction = "maximize"
+    [analysis]                     # margin = 0.65: the smallest AUC of interest for the verdicts
     [profiles.paper] / [profiles.smoke]   # any of the above, merged over the base
 
 Search keys name a training-config field (``lr``), a field inside one of its tables
@@ -58,8 +59,9 @@ PRUNERS = {
 }
 TOP_KEYS = {
     "name", "description", "n_trials", "null_trials", "data", "model", "train", "search", "seeds",
-    "sampler", "pruner", "objective", "profiles", "pretrain",
+    "sampler", "pruner", "objective", "profiles", "pretrain", "analysis",
 }
+ANALYSIS_KEYS = {"margin"}
 DATA_KEYS = {"dataset", "modalities", "view", "view_params", "preprocess", "phantom"}
 PHANTOM_KEYS = {"patients", "matrix", "seed"}
 MODEL_KEYS = {"family", "params", "preset"}
@@ -140,6 +142,7 @@ class StudySpec:
     direction: str
     resolved: dict[str, Any] = field(repr=False)
     pretrain: dict[str, Any] = field(default_factory=dict)  # empty: no pretraining
+    margin: float = 0.65  # [analysis] margin: the smallest AUC of interest
 
     @property
     def spec_hash(self) -> str:
@@ -339,12 +342,13 @@ def _build(
         raise ConfigError(f"{where}: objective.direction for {metric} must be {OBJECTIVES[metric]!r}")
 
     pretrain = _pretrain(where, merged.get("pretrain"), model, search)
+    margin = _margin(where, merged.get("analysis", {}))
     spec = StudySpec(
         name=name, path=path, profile=profile, profiles=profiles, description=description.strip(),
         n_trials=n_trials, null_trials=null_trials, data=data, model=model, train=train,
         search=search, seeds=seeds, seed_policy=policy, sampler=sampler,
         sampler_settings=sampler_settings, pruner=pruner, pruner_settings=pruner_settings,
-        metric=metric, direction=direction, resolved=merged, pretrain=pretrain,
+        metric=metric, direction=direction, resolved=merged, pretrain=pretrain, margin=margin,
     )
     if null_trials > n_trials - null_trials:
         raise ConfigError(
@@ -402,6 +406,18 @@ def preprocess_spec(values: dict[str, Any]) -> Any:
         return PreprocessSpec(**_preprocess_kwargs(values))
     except TypeError as exc:
         raise ConfigError(f"data.preprocess: {exc}") from exc
+
+
+def _margin(where: str, table: Any) -> float:
+    """``[analysis] margin``: the smallest AUC of interest, in (0.5, 1]."""
+    from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
+
+    _require_table(where, "analysis", table)
+    _check_keys(where, "analysis.", table, ANALYSIS_KEYS)
+    margin = table.get("margin", DEFAULT_MARGIN)
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0.5 < margin <= 1:
+        raise ConfigError(f"{where}: analysis.margin must be an AUC in (0.5, 1], got {margin!r}")
+    return float(margin)
 
 
 def _pretrain(where: str, table: Any, model: dict[str, Any], search: tuple[ParamSpec, ...]) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def test_probe_run_dir_without_features_says_how_to_get_them(tmp_path, mnist_run
 
 DIGITS = {"model": "custom_cnn_2d", "model_params": default_params("custom_cnn_2d", "smoke"), "view": "stack",
           "view_params": {"n_slices": 1}, "modalities": ["FLAIR"], "epochs": 10, "batch_size": 16, "lr": 3e-3,
-          "val_fraction": 0.2}
+          "val_fraction": 0.2, "test_fraction": 0.0}
 PHANTOM = {"model": "resnet10_3d", "model_params": default_params("resnet10_3d", "smoke"), "view": "volume",
            "modalities": ["FLAIR"], "epochs": 3, "batch_size": 8, "val_fraction": 0.5}
 

@@ -15,7 +15,6 @@ from mgmt_audit.models import build, default_params, feature_layers
 from mgmt_audit.train import RunResult, TrainConfig, fit
 from mgmt_audit.train.devices import resolve_device
 from mgmt_audit.train.loop import patient_scores
-from mgmt_audit.train.seeding import derived_seed
 
 SMALL = {
     "model": "resnet18_2d",
@@ -91,28 +90,45 @@ def test_same_seed_repeats_exactly_and_another_seed_differs(cache):
     assert not torch.are_deterministic_algorithms_enabled()  # restored after fit
 
 
-def test_holdout_and_every_fold_keep_patients_on_one_side(cache):
-    holdout = run(cache, epochs=1)
-    assert not set(holdout.split.train) & set(holdout.split.val)
+def test_holdout_keeps_patients_on_one_side_and_scores_a_fixed_test_set(cache):
+    holdout = run(cache, epochs=1, test_fraction=0.25)
+    sides = [set(holdout.split.train), set(holdout.split.val), set(holdout.split.test)]
+    assert all(not a & b for i, a in enumerate(sides) for b in sides[i + 1:])
+    assert set().union(*sides) == {p.id for p in cache.patients}
+    assert len(holdout.split.test) == 6 and sum(holdout.test_labels) == 3  # stratified: 3 of each class
     assert holdout.ids == list(holdout.split.val) and holdout.split.split_seed == cache.split_seed
-    validated = []
+    assert holdout.test_ids == list(holdout.split.test) and len(holdout.test_probs) == 6
+    other = run(cache, 7, epochs=1, test_fraction=0.25, val_fraction=0.4, lr=0.01)
+    assert other.test_ids == holdout.test_ids  # the same test patients for every seed and configuration
+    assert holdout.test_auc is not None and 0.0 <= holdout.test_auc <= 1.0
+
+
+def test_kfold_scores_every_patient_once_out_of_fold(cache):
+    result = run(cache, epochs=1, k_folds=3, test_fraction=0.0, view="slices", view_params={"tumour_only": True})
+    assert sorted(result.ids) == sorted(p.id for p in cache.patients)  # one score per patient, not per slice
+    assert sorted(result.folds) == [0] * 8 + [1] * 8 + [2] * 8
     for fold in range(3):
-        result = run(cache, epochs=1, k_folds=3, fold=fold, view="slices", view_params={"tumour_only": True})
-        assert not set(result.split.train) & set(result.split.val)
-        assert result.ids == list(result.split.val)  # one score per patient, not per slice
-        assert sum(result.labels) == len(result.labels) / 2  # 8 patients a fold, 4 of each class
-        validated += result.ids
-    assert sorted(validated) == sorted(p.id for p in cache.patients)
+        labels = [y for y, f in zip(result.labels, result.folds) if f == fold]
+        assert sum(labels) == 4  # 8 patients a fold, 4 of each class
+    assert {c["fold"] for c in result.curves} == {0, 1, 2}
+    with pytest.raises(ConfigError, match="early stopping"):
+        run(cache, k_folds=3, patience=2)
 
 
-def test_permuted_run_records_its_seed_and_keeps_true_validation_labels(cache):
-    result = run(cache, 5, epochs=1, view="roi", view_params={"size": 8})
-    null = fit({**SMALL, "epochs": 1, "view": "roi", "view_params": {"size": 8}}, cache, 5,
-               labels_permuted=True, device="cpu")
+def test_each_null_trial_trains_on_its_own_permutation_and_keeps_true_validation_labels(cache):
+    small = {"epochs": 1, "view": "roi", "view_params": {"size": 8}}
+    result = run(cache, 5, **small)
+    nulls = [fit({**SMALL, **small}, cache, 5, null_index=k, device="cpu") for k in (0, 1, 0)]
     truth = {p.id: p.label for p in cache.patients}
-    assert null.labels_permuted and null.permutation_seed == derived_seed(5, "permutation")
-    assert null.labels == [truth[i] for i in null.ids] == result.labels
-    assert null.split == result.split and null.probs != result.probs
+    assert result.train_labels == {i: truth[i] for i in result.split.train}
+    trained = [[n.train_labels[i] for i in result.split.train] for n in nulls]
+    assert trained[0] != trained[1]  # two null trials with one seed: two different permutations
+    assert trained[0] == trained[2]  # a retried null trial repeats its own permutation
+    for labels in trained:
+        assert sorted(labels) == sorted(truth[i] for i in result.split.train)
+    assert nulls[0].labels_permuted and nulls[0].null_index == 0
+    assert nulls[0].labels == [truth[i] for i in nulls[0].ids] == result.labels
+    assert nulls[0].split == result.split and nulls[0].probs != result.probs
 
 
 def test_step_scheduler_progress_and_amp_off_on_cpu(cache):
@@ -135,12 +151,16 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path_factory):
 
 
 def test_run_files_round_trip_with_probe_features(cache, tmp_path):
-    result = fit({**SMALL, "epochs": 1}, cache, 0, device="cpu", probe=True)
+    result = fit({**SMALL, "epochs": 1}, cache, 0, device="cpu", probe=True, null_index=3)
     folder = result.save(tmp_path / "run")
-    assert (folder / "predictions.csv").read_text().splitlines()[0] == "id,label,prob"
+    lines = (folder / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "id,label,prob,split,fold"
+    assert [line.split(",")[3] for line in lines[1:]] == ["val"] * len(result.ids) + ["test"] * len(result.test_ids)
     back = RunResult.load(folder)
     assert back.probs == result.probs and back.ids == result.ids and back.split == result.split
-    assert back.config == result.config and back.val_auc == result.val_auc
+    assert back.test_ids == result.test_ids and back.test_probs == result.test_probs and back.test_ids
+    assert back.train_labels == result.train_labels and back.null_index == 3 and back.folds is None
+    assert back.config == result.config and back.val_auc == result.val_auc and back.test_auc == result.test_auc
     layers = feature_layers(build("resnet18_2d", in_channels=6, spatial_size=(16, 16), **SMALL["model_params"]))
     assert list(back.features) == layers
     assert all(v.shape[0] == len(result.ids) and np.isfinite(v).all() for v in back.features.values())
@@ -202,5 +222,5 @@ def test_no_signal_phantom_stays_at_chance(null_phantom):
 
 @pytest.mark.slow
 def test_permuted_labels_fall_to_chance_on_the_signal_phantom(signal_phantom):
-    aucs = [fit(PHANTOM_2D, signal_phantom, seed, labels_permuted=True, device="cpu").val_auc for seed in range(8)]
+    aucs = [fit(PHANTOM_2D, signal_phantom, seed, null_index=seed, device="cpu").val_auc for seed in range(8)]
     assert np.mean(aucs) == pytest.approx(0.5, abs=0.2)

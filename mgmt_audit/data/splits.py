@@ -1,7 +1,11 @@
-"""Patient-level stratified splits: a holdout or one fold of a k-fold, fixed by a split seed.
+"""Patient-level stratified splits: train / validation / test, or one fold of a k-fold cross-validation
+of the patients outside the test set, fixed by a split seed.
 
-Splitting works on patient IDs, never on samples, so every slice or crop of a patient lands on the
-same side. scikit-learn does the stratification (``train_test_split``, ``StratifiedKFold``).
+The test patients (``test_fraction`` of the cohort) are drawn first and depend only on the IDs, the
+labels, the seed and the fraction, so every fold, seed and configuration of a study is judged on the
+same test patients, which search and early stopping never see. Splitting works on patient IDs, never
+on samples, so every slice or crop of a patient lands on the same side. scikit-learn does the
+stratification (``train_test_split``, ``StratifiedKFold``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ K_FOLD_CHOICES = (3, 5)
 
 @dataclass(frozen=True)
 class Split:
-    """Train and validation patient IDs (sorted) and how they were drawn."""
+    """Train, validation and test patient IDs (each sorted) and how they were drawn."""
 
     train: tuple[str, ...]
     val: tuple[str, ...]
@@ -26,16 +30,19 @@ class Split:
     val_fraction: float | None
     k_folds: int | None
     fold: int | None
+    test: tuple[str, ...] = ()
+    test_fraction: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["train"] = list(self.train)
-        data["val"] = list(self.val)
+        for side in ("train", "val", "test"):
+            data[side] = list(getattr(self, side))
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Split:
-        return cls(**{**data, "train": tuple(data["train"]), "val": tuple(data["val"])})
+        sides = {side: tuple(data.get(side, ())) for side in ("train", "val", "test")}
+        return cls(**{**data, **sides})
 
 
 def split_patients(
@@ -44,58 +51,84 @@ def split_patients(
     *,
     split_seed: int,
     val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
     k_folds: int | None = None,
     fold: int = 0,
 ) -> Split:
-    """Stratified patient split: a holdout of ``val_fraction``, or fold ``fold`` of ``k_folds`` (3 or 5).
+    """Stratified patient split: ``test_fraction`` of the cohort held out as the test set, then of the
+    rest a validation holdout of ``val_fraction`` (of the whole cohort) or fold ``fold`` of
+    ``k_folds`` (3 or 5).
 
-    The same IDs, labels and seed always give the same split, whatever the order of ``ids``.
+    The same IDs, labels and seed always give the same split, whatever the order of ``ids``; the test
+    set depends on neither ``val_fraction`` nor the fold. Raises ConfigError for repeated IDs, one
+    class, fractions outside [0, 1) or too few patients for a side.
     """
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.model_selection import train_test_split
 
     if len(ids) != len(labels):
         raise ConfigError(f"split: {len(ids)} patient IDs but {len(labels)} labels")
     if len(set(ids)) != len(ids):
         raise ConfigError("split: patient IDs repeat; a patient must appear once in the manifest")
-    pairs = sorted(zip(ids, labels))
-    ids_sorted = [p for p, _ in pairs]
-    labels_sorted = [int(y) for _, y in pairs]
-    counts = Counter(labels_sorted)
-    if len(counts) < 2:
+    if not 0.0 <= test_fraction < 1.0:
+        raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    pairs = sorted(zip(ids, (int(y) for y in labels)))
+    _check_classes(pairs, "the cohort")
+    test: list[str] = []
+    if test_fraction > 0:
+        n_test = round(test_fraction * len(pairs))
+        rarest = min(Counter(y for _, y in pairs).values())
+        if n_test < 2 or len(pairs) - n_test < 2 or rarest < 2:
+            raise ConfigError(
+                f"split: {len(pairs)} patients (rarest class {rarest}) are too few for a stratified "
+                f"test set of {test_fraction}: use more patients or test_fraction = 0"
+            )
+        dev, held = train_test_split(pairs, test_size=n_test, stratify=[y for _, y in pairs],
+                                     random_state=split_seed)
+        test, pairs = sorted(p for p, _ in held), sorted(dev)
+    train, val = _dev_split(pairs, len(ids), split_seed, val_fraction, k_folds, fold)
+    return Split(tuple(train), tuple(val), split_seed, None if k_folds else val_fraction, k_folds,
+                 fold if k_folds else None, tuple(test), test_fraction)
+
+
+def _check_classes(pairs: Sequence[tuple[str, int]], what: str) -> None:
+    if len({y for _, y in pairs}) < 2:
         raise ConfigError(
-            f"split: all {len(ids)} patients have label {labels_sorted[0] if ids else None}; "
+            f"split: all {len(pairs)} patients of {what} have label {pairs[0][1] if pairs else None}; "
             "a stratified split needs both classes"
         )
-    rarest = min(counts.values())
+
+
+def _dev_split(pairs: list[tuple[str, int]], n_cohort: int, split_seed: int, val_fraction: float,
+               k_folds: int | None, fold: int) -> tuple[list[str], list[str]]:
+    """Train and validation IDs (sorted) of the development patients ``pairs`` (sorted by ID)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    _check_classes(pairs, "the development set")
+    ids_sorted = [p for p, _ in pairs]
+    labels_sorted = [y for _, y in pairs]
+    rarest = min(Counter(labels_sorted).values())
     if k_folds is None:
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-        n_val = round(val_fraction * len(ids))
-        if n_val < 2 or len(ids) - n_val < 2 or rarest < 2:
+        n_val = round(val_fraction * n_cohort)
+        if n_val < 2 or len(ids_sorted) - n_val < 2 or rarest < 2:
             raise ConfigError(
-                f"split: {len(ids)} patients (rarest class {rarest}) are too few for a stratified "
-                f"holdout of {val_fraction}: use more patients or a larger val_fraction"
+                f"split: {len(ids_sorted)} development patients (rarest class {rarest}) are too few for "
+                f"a stratified holdout of {val_fraction}: use more patients or a larger val_fraction"
             )
         train, val = train_test_split(
             ids_sorted, test_size=n_val, stratify=labels_sorted, random_state=split_seed
         )
-        return Split(tuple(sorted(train)), tuple(sorted(val)), split_seed, val_fraction, None, None)
+        return sorted(train), sorted(val)
     if k_folds not in K_FOLD_CHOICES:
         raise ConfigError(f"k_folds must be one of {K_FOLD_CHOICES} or None, got {k_folds}")
     if not 0 <= fold < k_folds:
         raise ConfigError(f"fold must be in 0..{k_folds - 1} for k_folds={k_folds}, got {fold}")
     if rarest < k_folds:
         raise ConfigError(
-            f"split: the rarest class has {rarest} patients, fewer than k_folds={k_folds}: "
+            f"split: the rarest class has {rarest} development patients, fewer than k_folds={k_folds}: "
             "use fewer folds or more patients"
         )
     folds = StratifiedKFold(n_splits=k_folds, shuffle=True, random_state=split_seed)
     train_idx, val_idx = list(folds.split(ids_sorted, labels_sorted))[fold]
-    return Split(
-        tuple(sorted(ids_sorted[i] for i in train_idx)),
-        tuple(sorted(ids_sorted[i] for i in val_idx)),
-        split_seed,
-        None,
-        k_folds,
-        fold,
-    )
+    return sorted(ids_sorted[i] for i in train_idx), sorted(ids_sorted[i] for i in val_idx)

@@ -21,7 +21,7 @@ import numpy as np
 from mgmt_audit.atomic import atomic_path, atomic_write_text
 from mgmt_audit.config import PRETRAIN_FAMILY
 from mgmt_audit.data.manifest import Manifest
-from mgmt_audit.errors import CohortError
+from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.study.data import CohortSource
 from mgmt_audit.train.config import TrainConfig
 
@@ -46,9 +46,15 @@ def _check_cached(manifest: Manifest, modalities: list[str]) -> None:
 
 
 def training_patients(config: TrainConfig, manifest: Manifest) -> list[str]:
-    """The IDs ``fit(config, manifest)`` trains on (the same usable patients, split seed and split)."""
+    """The IDs ``fit(config, manifest)`` trains on (the same usable patients, split seed and split).
+
+    Raises ConfigError with ``k_folds``: one encoder pretrained on every fold's training patients
+    would have seen each fold's out-of-fold patients."""
     from mgmt_audit.train.loop import config_split
 
+    if config.k_folds:
+        raise ConfigError("pretraining with k_folds is not supported: one encoder would have seen every "
+                          "fold's out-of-fold patients; use a holdout split (no k_folds)")
     return list(config_split(config, manifest)[1].train)
 
 

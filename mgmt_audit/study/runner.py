@@ -5,7 +5,8 @@ A trial is one training run: a configuration (a point of the search space), one 
 and the true or the permuted labels. The sampler proposes a *configuration leader* (first seed); the
 leader enqueues its configuration's other seeds (``seeds.policy = "each"``), or, with ``"best"``, the
 best configuration of the search is run over the other seeds at the end. Null trial *k* is the
-label-permuted twin of a real trial (leaders first), so nulls reuse the searched configurations.
+label-permuted twin of a real trial (leaders first), so nulls reuse the searched configurations; its
+user attribute ``null_index`` = k gives it a label permutation of its own.
 
 What runs next is decided inside a cross-process critical section (a lock file beside an SQLite
 database, ``pg_advisory_lock`` on PostgreSQL) that counts COMPLETE + RUNNING + WAITING trials, so a
@@ -291,7 +292,8 @@ def next_trial(study: Any, spec: StudySpec, target: int) -> Any | None:
     null_due = len(nulls) < n_null and (len(real) >= n_real or len(nulls) * n_real < len(real) * n_null)
     if null_due and untwinned:
         twin = untwinned[0]
-        study.enqueue_trial(twin.params, user_attrs={**twin.user_attrs, "null": True})
+        null_index = 1 + max((t.user_attrs.get("null_index", -1) for t in nulls), default=-1)
+        study.enqueue_trial(twin.params, user_attrs={**twin.user_attrs, "null": True, "null_index": null_index})
         return _ask(study, spec)
     if len(real) >= n_real:
         return None
@@ -397,7 +399,8 @@ def run_trial(
             data = data_for(spec.preprocess_dict(trial.params))
             if spec.pretrain:
                 _use_pretrained_encoder(trial, spec, config, data, seed, options)
-            result = fit(config, data, seed, labels_permuted=null, device=options.device,
+            null_index = int(attrs.get("null_index", trial.number)) if null else None
+            result = fit(config, data, seed, null_index=null_index, device=options.device,
                          probe=options.probe, progress=progress)
             files = save_trial(result, folder)
     except optuna.TrialPruned:
@@ -410,6 +413,8 @@ def run_trial(
         raise
     auc = float(result.val_auc)
     trial.set_user_attr("val_auc", auc)
+    if result.test_auc is not None:
+        trial.set_user_attr("test_auc", result.test_auc)
     trial.set_user_attr("files", files)
     study.tell(trial, auc)
     return auc

@@ -20,7 +20,9 @@ class TrainConfig:
 
     ``scheduler_params``: ``step`` takes step_size (epochs) and gamma; ``multistep`` takes
     milestones (epochs) and gamma. ``patience`` (epochs without a lower validation loss) turns on
-    early stopping; ``split_seed`` None means the manifest's. ``amp`` applies on CUDA only.
+    early stopping; ``split_seed`` None means the manifest's. ``test_fraction`` of the patients are
+    held out as the test set (0: none); ``val_fraction`` of them validate (search, early stopping),
+    or with ``k_folds`` every development patient is scored out-of-fold. ``amp`` applies on CUDA only.
     """
 
     model: str
@@ -39,8 +41,8 @@ class TrainConfig:
     patience: int | None = None
     augment: Augment = field(default_factory=Augment)
     val_fraction: float = 0.2
+    test_fraction: float = 0.2
     k_folds: int | None = None
-    fold: int = 0
     split_seed: int | None = None
     num_workers: int = 0
     amp: bool = False
@@ -56,10 +58,10 @@ class TrainConfig:
             raise ConfigError("training config: 'model' is required (a name from mgmt_audit.models)")
         values = dict(data)
         try:
-            for name in ("lr", "weight_decay", "momentum", "val_fraction"):
+            for name in ("lr", "weight_decay", "momentum", "val_fraction", "test_fraction"):
                 if name in values:
                     values[name] = float(values[name])
-            for name in ("epochs", "batch_size", "fold", "num_workers"):
+            for name in ("epochs", "batch_size", "num_workers"):
                 if name in values:
                     values[name] = _integer(name, values[name])
             for name in ("patience", "k_folds", "split_seed"):
@@ -114,10 +116,11 @@ class TrainConfig:
             raise bad(f"patience must be >= 1 epoch or absent, got {self.patience}")
         if self.k_folds is not None and self.k_folds not in K_FOLD_CHOICES:
             raise bad(f"k_folds must be one of {list(K_FOLD_CHOICES)} or absent, got {self.k_folds}")
-        if self.k_folds is not None and not 0 <= self.fold < self.k_folds:
-            raise bad(f"fold must be in 0..{self.k_folds - 1}, got {self.fold}")
         if self.k_folds is None and not 0 < self.val_fraction < 1:
             raise bad(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if not 0 <= self.test_fraction < 1 or (self.k_folds is None and self.val_fraction + self.test_fraction >= 1):
+            raise bad(f"test_fraction must be in [0, 1) and leave training patients beside val_fraction, "
+                      f"got test_fraction {self.test_fraction} with val_fraction {self.val_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready dict that ``from_dict`` reads back to an equal config."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from mgmt_audit.train.seeding import (
     derived_seed,
     deterministic,
     loader_generator,
+    permuted_labels,
     seed_everything,
     worker_init_fn,
 )
@@ -28,8 +30,10 @@ from mgmt_audit.train.seeding import (
 Progress = Callable[[dict[str, float]], None]
 
 
-def config_split(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], Split]:
-    """The usable patients' labels and the patient-level split ``fit(config, manifest)`` trains on."""
+def config_splits(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], list[Split]]:
+    """The usable patients' labels and the patient-level split(s) ``fit(config, manifest)`` trains on:
+    one train / validation / test split, or one split per fold when ``config.k_folds`` is set (the
+    same test patients in every fold)."""
     patients = manifest.usable_patients(config.modalities)
     if not patients:
         raise CohortError(
@@ -38,11 +42,35 @@ def config_split(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int
         )
     label_of = {p.id: int(p.label) for p in patients}
     split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
-    split = split_patients(
-        list(label_of), list(label_of.values()), split_seed=split_seed,
-        val_fraction=config.val_fraction, k_folds=config.k_folds, fold=config.fold,
-    )
-    return label_of, split
+    folds = range(config.k_folds) if config.k_folds else [0]
+    splits = [
+        split_patients(
+            list(label_of), list(label_of.values()), split_seed=split_seed,
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+            k_folds=config.k_folds, fold=fold,
+        )
+        for fold in folds
+    ]
+    return label_of, splits
+
+
+def config_split(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], Split]:
+    """The labels and the first split of :func:`config_splits` (the only one without k_folds)."""
+    label_of, splits = config_splits(config, manifest)
+    return label_of, splits[0]
+
+
+@dataclass
+class _Part:
+    """One trained model (the run, or one fold of it): its validation and test scores and curves."""
+
+    val_ids: list[str]
+    val_labels: list[int]
+    val_probs: np.ndarray
+    test_probs: np.ndarray | None
+    curves: list[dict[str, float]]
+    best_epoch: int
+    features: dict[str, np.ndarray] | None
 
 
 def fit(
@@ -50,95 +78,141 @@ def fit(
     data: Manifest | str | Path,
     seed: int,
     *,
-    labels_permuted: bool = False,
+    null_index: int | None = None,
     device: str = "auto",
     probe: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Train ``config.model`` on the cache ``data`` with ``seed`` and score the validation patients.
+    """Train ``config.model`` on the cache ``data`` with ``seed``; score the validation and test patients.
 
-    ``labels_permuted`` shuffles the training labels only (the null trial), with a permutation seed
-    derived from ``seed``. On CPU, torch runs deterministic algorithms, so a seed repeats exactly.
-    ``probe`` keeps per-layer pooled validation features; ``progress`` is called after every epoch
-    with that epoch's curve record. With ``patience``, training stops once the validation loss has
-    not improved for that many epochs and the best epoch's weights and predictions are kept.
+    ``null_index`` (None: the true labels) makes this null trial number ``null_index``: the training
+    labels are permuted with a permutation of its own (:func:`permuted_labels`); validation and test
+    are always scored against the true labels. Without ``k_folds`` one model is trained on the train
+    patients, early-stopped (``patience``) on the validation patients, and scores the test patients
+    that neither search nor early stopping saw. With ``k_folds`` every fold trains a model and the
+    validation rows are the out-of-fold predictions of all development patients (``folds`` says
+    which fold scored each), and the test rows the mean over the fold models; early stopping and
+    probes are refused there (the out-of-fold patients would steer their own predictions).
+    On CPU, torch runs deterministic algorithms, so a seed repeats exactly. ``progress`` is called
+    after every epoch with that epoch's curve record. Raises ConfigError or CohortError on bad input
+    and ConfigError when training diverges (non-finite loss).
     """
-    import torch
-
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    if config.k_folds and (config.patience is not None or probe):
+        raise ConfigError(
+            "k_folds: early stopping (patience) and layer probes are not available with cross-validation: "
+            "the out-of-fold patients would steer their own predictions; use a holdout (no k_folds)"
+        )
     manifest = data if isinstance(data, Manifest) else Manifest.load(data)
     target = resolve_device(device)
-    label_of, split = config_split(config, manifest)
-    train_labels = [label_of[i] for i in split.train]
+    label_of, splits = config_splits(config, manifest)
+    split = splits[0]
+    development = sorted(set(split.train) | set(split.val))
+    train_label = dict(label_of)
     permutation_seed = None
-    if labels_permuted:
-        permutation_seed = derived_seed(seed, "permutation")
-        train_labels = np.random.default_rng(permutation_seed).permutation(train_labels).tolist()
+    if null_index is not None:
+        pool = development if config.k_folds else list(split.train)
+        permuted, permutation_seed = permuted_labels([label_of[i] for i in pool], seed, null_index)
+        train_label.update(zip(pool, permuted))
     use_amp = config.amp and target.type == "cuda"
     started = time.perf_counter()
     with deterministic(target.type == "cpu"):
-        seed_everything(seed)
-        common = {"modalities": config.modalities, **config.view_params}
-        train_view = make_view(
-            config.view, manifest, split.train, labels=train_labels, augment=config.augment,
-            seed=derived_seed(seed, "augment"), **common,
-        )
-        val_view = make_view(config.view, manifest, split.val, **common)
-        model = _build_model(config, train_view).to(target)
-        optimizer = _optimizer(config, model)
-        scheduler = _scheduler(config, optimizer)
-        scaler = torch.amp.GradScaler(target.type, enabled=use_amp)
-        loading = {"batch_size": config.batch_size, "num_workers": config.num_workers, "seed": seed}
-        train_loader = make_loader(train_view, device=target, shuffle=True, **loading)
-        val_loader = make_loader(val_view, device=target, shuffle=False, **loading)
-        curves: list[dict[str, float]] = []
-        best = {"loss": float("inf"), "epoch": 0, "probs": None, "state": None}
-        for epoch in range(1, config.epochs + 1):
-            train_loss, train_auc = _train_epoch(model, train_loader, optimizer, scaler, target, use_amp)
-            val_loss, val_probs = _evaluate(model, val_loader, target, use_amp)
-            record = {
-                "epoch": epoch,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": train_loss,
-                "train_auc": train_auc,
-                "val_loss": val_loss,
-                "val_auc": _auc(val_view.labels, val_probs),
-            }
-            if not np.isfinite(train_loss) or not np.isfinite(val_loss):
-                raise ConfigError(
-                    f"training diverged at epoch {epoch} (non-finite loss) for model {config.model!r}: "
-                    f"lower lr (now {config.lr})"
-                )
-            curves.append(record)
-            if progress is not None:
-                progress(record)
-            if scheduler is not None:
-                scheduler.step()
-            if config.patience is None or val_loss < best["loss"]:
-                best.update(loss=val_loss, epoch=epoch, probs=val_probs)
-                if config.patience is not None:
-                    best["state"] = copy.deepcopy(model.state_dict())
-            elif epoch - best["epoch"] >= config.patience:
-                break
-        if best["state"] is not None:
-            model.load_state_dict(best["state"])
-        features = _probe(model, val_loader, target) if probe else None
+        parts = [
+            _fit_one(config, manifest, part, train_label, seed, target, use_amp, probe, progress,
+                     fold=fold if config.k_folds else None)
+            for fold, part in enumerate(splits)
+        ]
+    val = [(pid, label, float(prob), fold) for fold, part in enumerate(parts)
+           for pid, label, prob in zip(part.val_ids, part.val_labels, part.val_probs, strict=True)]
+    test_probs = None
+    if split.test:
+        test_probs = np.mean([part.test_probs for part in parts], axis=0)
+    trained = sorted({pid for part in splits for pid in part.train})
     return RunResult(
         config=config.to_dict(),
         seed=seed,
         split=split,
         device=str(target),
-        labels_permuted=labels_permuted,
+        labels_permuted=null_index is not None,
         permutation_seed=permutation_seed,
-        ids=list(val_view.patient_ids),
-        labels=val_view.labels.astype(int).tolist(),
-        probs=[float(p) for p in best["probs"]],
-        curves=curves,
-        best_epoch=int(best["epoch"]),
+        ids=[row[0] for row in val],
+        labels=[row[1] for row in val],
+        probs=[row[2] for row in val],
+        curves=[record for part in parts for record in part.curves],
+        best_epoch=max(part.best_epoch for part in parts),
         amp=use_amp,
         wall_time_s=time.perf_counter() - started,
-        features=features,
+        features=parts[0].features,
+        null_index=null_index,
+        test_ids=list(split.test),
+        test_labels=[label_of[i] for i in split.test],
+        test_probs=[] if test_probs is None else [float(p) for p in test_probs],
+        folds=[row[3] for row in val] if config.k_folds else None,
+        train_labels={pid: train_label[pid] for pid in trained},
     )
+
+
+def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label: dict[str, int], seed: int,
+             target: Any, use_amp: bool, probe: bool, progress: Progress | None, fold: int | None) -> _Part:
+    """Train one model on ``split.train`` (labels from ``train_label``), early-stopped on ``split.val``;
+    score ``split.val`` and ``split.test`` with the kept weights."""
+    import torch
+
+    seed_everything(seed if fold is None else derived_seed(seed, f"fold-{fold}"))
+    common = {"modalities": config.modalities, **config.view_params}
+    train_view = make_view(
+        config.view, manifest, split.train, labels=[train_label[i] for i in split.train],
+        augment=config.augment, seed=derived_seed(seed, "augment"), **common,
+    )
+    val_view = make_view(config.view, manifest, split.val, **common)
+    model = _build_model(config, train_view).to(target)
+    optimizer = _optimizer(config, model)
+    scheduler = _scheduler(config, optimizer)
+    scaler = torch.amp.GradScaler(target.type, enabled=use_amp)
+    loading = {"batch_size": config.batch_size, "num_workers": config.num_workers, "seed": seed}
+    train_loader = make_loader(train_view, device=target, shuffle=True, **loading)
+    val_loader = make_loader(val_view, device=target, shuffle=False, **loading)
+    curves: list[dict[str, float]] = []
+    best = {"loss": float("inf"), "epoch": 0, "probs": None, "state": None}
+    for epoch in range(1, config.epochs + 1):
+        train_loss, train_auc = _train_epoch(model, train_loader, optimizer, scaler, target, use_amp)
+        val_loss, val_probs = _evaluate(model, val_loader, target, use_amp)
+        record = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "train_auc": train_auc,
+            "val_loss": val_loss,
+            "val_auc": _auc(val_view.labels, val_probs),
+        }
+        if fold is not None:
+            record["fold"] = fold
+        if not np.isfinite(train_loss) or not np.isfinite(val_loss):
+            raise ConfigError(
+                f"training diverged at epoch {epoch} (non-finite loss) for model {config.model!r}: "
+                f"lower lr (now {config.lr})"
+            )
+        curves.append(record)
+        if progress is not None:
+            progress(record)
+        if scheduler is not None:
+            scheduler.step()
+        if config.patience is None or val_loss < best["loss"]:
+            best.update(loss=val_loss, epoch=epoch, probs=val_probs)
+            if config.patience is not None:
+                best["state"] = copy.deepcopy(model.state_dict())
+        elif epoch - best["epoch"] >= config.patience:
+            break
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    test_probs = None
+    if split.test:
+        test_view = make_view(config.view, manifest, split.test, **common)
+        test_loader = make_loader(test_view, device=target, shuffle=False, **loading)
+        test_probs = _evaluate(model, test_loader, target, use_amp)[1]
+    features = _probe(model, val_loader, target) if probe else None
+    return _Part(list(val_view.patient_ids), val_view.labels.astype(int).tolist(), best["probs"],
+                 test_probs, curves, int(best["epoch"]), features)
 
 
 def patient_scores(values: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:

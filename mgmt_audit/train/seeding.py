@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,20 @@ def derived_seed(seed: int, purpose: str) -> int:
     """A seed for one purpose (e.g. "permutation"), independent of ``seed``'s other uses."""
     entropy = [seed % 2**32, *purpose.encode()]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def permuted_labels(labels: Sequence[int], seed: int, null_index: int) -> tuple[list[int], int]:
+    """The training labels of null trial ``null_index``: ``labels`` permuted, and the permutation seed.
+
+    Each null trial of a study gets its own permutation (the seed mixes the trial seed and the null
+    index), so null trials that share a seed and differ only in a hyperparameter still sample the
+    permutation distribution instead of repeating one draw of it.
+    """
+    if null_index < 0:
+        raise ValueError(f"null_index must be >= 0, got {null_index}")
+    permutation_seed = derived_seed(seed, f"permutation-{null_index}")
+    permuted = np.random.default_rng(permutation_seed).permutation(np.asarray(labels, dtype=int))
+    return permuted.tolist(), permutation_seed
 
 
 def loader_generator(seed: int) -> torch.Generator:
