@@ -13,26 +13,34 @@ from mgmt_audit.report.collect import StudyRuns, TrialRun
 from mgmt_audit.train.result import RunResult
 
 N_VAL = 60  # validation patients: 30 per class
+N_TEST = 200  # held-out test patients: 100 per class
 
 
-def synthetic_run(seed: int, shift: float, epochs: int = 6, probe: bool = False) -> RunResult:
-    """Validation probabilities whose classes differ by ``shift`` logits (0 = no signal); with
-    ``probe``, two layers of features: ``shallow`` pure noise, ``deep`` with the classes 4 sd apart."""
+def synthetic_run(seed: int, shift: float, epochs: int = 6, probe: bool = False, test: bool = True) -> RunResult:
+    """Validation and (with ``test``) held-out test probabilities whose classes differ by ``shift``
+    logits (0 = no signal); with ``probe``, two layers of features: ``shallow`` pure noise, ``deep``
+    with the classes 4 sd apart."""
     rng = np.random.default_rng(seed)
     labels = np.repeat([0, 1], N_VAL // 2)
     probs = 1 / (1 + np.exp(-(rng.normal(0.0, 0.6, N_VAL) + shift * (labels - 0.5))))
     ids = [f"{i:05d}" for i in range(N_VAL)]
+    n_test = N_TEST if test else 0
+    test_labels = np.repeat([0, 1], n_test // 2)
+    test_probs = 1 / (1 + np.exp(-(rng.normal(0.0, 0.6, n_test) + shift * (test_labels - 0.5))))
+    test_ids = [f"{i:05d}" for i in range(200, 200 + n_test)]
     loss = np.log(2) + 0.05 * np.exp(-np.arange(epochs))
     curves = [{"epoch": e + 1, "train_loss": float(loss[e] - 0.02 * shift * e / epochs),
                "val_loss": float(loss[e] + rng.normal(0, 0.005))} for e in range(epochs)]
     return RunResult(
         config={"model": "toy"}, seed=seed,
-        split=Split(tuple(f"{i:05d}" for i in range(100, 160)), tuple(ids), 42, 0.5, None, None),
+        split=Split(tuple(f"{i:05d}" for i in range(100, 160)), tuple(ids), 42, 0.5, None, None,
+                    tuple(test_ids), 0.6 if test else 0.0),
         device="cpu", labels_permuted=False, permutation_seed=None, ids=ids,
         labels=labels.tolist(), probs=probs.tolist(), curves=curves, best_epoch=epochs,
         amp=False, wall_time_s=0.1,
         features={"shallow": rng.normal(size=(N_VAL, 8)),
                   "deep": rng.normal(size=(N_VAL, 8)) + 4.0 * labels[:, None]} if probe else None,
+        test_ids=test_ids, test_labels=test_labels.tolist(), test_probs=test_probs.tolist(),
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from report_factory import N_VAL, synthetic_run, synthetic_study
 
 from mgmt_audit.report.build import ReportInput, build_report, report_study
-from mgmt_audit.report.collect import StudyRuns, config_label
+from mgmt_audit.report.collect import StudyRuns, TrialRun, config_label
 from mgmt_audit.report.figures import new_figure, to_data_uri
 from mgmt_audit.report.sections import param_importances
 
@@ -75,8 +75,8 @@ def test_every_section_is_present_in_order(built):
 def test_figures_are_embedded_pngs(built):
     _, parser, _ = built
     images = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
-    # AUC strip, a probability grid and a loss grid per cohort, power curve, importance per study
-    assert len(images) == 1 + 3 + 3 + 1 + 3
+    # an AUC strip, a probability grid and a loss grid per cohort, power curve, importance per study
+    assert len(images) == 3 + 3 + 3 + 1 + 3
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -101,11 +101,37 @@ def test_hostile_strings_are_escaped(built):
 
 def test_planted_signal_is_found_and_null_is_not(built):
     _, _, summary = built
+    assert summary["margin"] == 0.65
     assert summary["verdicts"] == {"null": "no_signal", "medium": "signal", "signal": "signal"}
     rows = {(r["cohort"], r["configuration"]): r for r in summary["configurations"]}
-    assert rows[("signal", "toy-b")]["numbers"]["auc"] > 0.95
-    assert abs(rows[("null", "toy-b")]["numbers"]["auc"] - 0.5) < 0.1
+    assert rows[("signal", "toy-b")]["auc"] > 0.95 and rows[("signal", "toy-b")]["design"] == "held-out test"
+    assert abs(rows[("null", "toy-b")]["auc"] - 0.5) < 0.1
     assert rows[("null", HOSTILE)]["verdict"] == "no_signal"
+    cohorts = {c["cohort"]: c for c in summary["cohorts"]}
+    assert cohorts["null"]["status"] == "right" and cohorts["medium"]["status"] == "right"
+    assert sum(r["selected"] for r in summary["configurations"] if r["cohort"] == "null") == 1
+
+
+def test_the_first_screen_states_the_margin_and_every_cohort_verdict(built):
+    html, _, summary = built
+    assert "judged against a margin of AUC 0.65" in html
+    assert "null: no_signal; medium: signal; signal: signal" in html
+    assert html.index("By cohort") < html.index("By configuration") < html.index('<section id="auc">')
+    assert 'class="verdict-right">no_signal<' in html
+
+
+def test_report_margin_changes_the_verdict_and_validation_only_runs_say_so(tmp_path):
+    study = synthetic_study(tmp_path / "runs", "s", "s", 0.0, configs=("toy",), seeds=3, null_trials=0)
+    strict = build_report(ReportInput("s", "", [study], margin=0.55), tmp_path / "strict")
+    assert json.loads(strict.with_name("summary.json").read_text())["verdicts"] == {"s": "inconclusive"}
+    trials = []
+    for number, seed in enumerate(range(3)):
+        result = synthetic_run(seed, 3.0, test=False)
+        folder = result.save(tmp_path / "val" / str(number))
+        trials.append(TrialRun("v", number, "COMPLETE", {}, seed, False, "toy", result.val_auc, folder))
+    out = build_report(ReportInput("v", "", [StudyRuns("v", "v", trials)]), tmp_path / "v")
+    row = json.loads(out.with_name("summary.json").read_text())["configurations"][0]
+    assert row["design"] == "validation (also used by the search and early stopping)"
 
 
 def test_empty_sections_say_why(tmp_path):
@@ -114,7 +140,6 @@ def test_empty_sections_say_why(tmp_path):
     html = build_report(ReportInput("one", "", [study]), tmp_path / "out").read_text()
     assert "no planted-signal cohorts were run" in html
     assert "no trial saved layer features" in html
-    assert "No label-permutation trials were run" in html
     assert "no data manifest was found" in html
     assert "importance needs at least 2" in html
 

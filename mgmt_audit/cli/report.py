@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from mgmt_audit.cli.audit import margin_type
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
                         help="folder the study ran in: default storage and ingested caches (default: runs)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/NAME)")
+    parser.add_argument("--margin", type=margin_type, metavar="AUC",
+                        help="smallest AUC of interest the verdicts are judged against (default: the spec's "
+                             "[analysis] margin, else 0.65)")
     parser.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from mgmt_audit.report.build import report_study
 
-    path = report_study(args.name, storage=args.storage, runs_dir=args.runs_dir, out=args.out)
+    path = report_study(args.name, storage=args.storage, runs_dir=args.runs_dir, out=args.out,
+                        margin=args.margin)
+    summary = json.loads(path.with_name("summary.json").read_text())
+    print(f"verdicts at margin {summary['margin']:g}:")
+    for cohort in summary["cohorts"]:
+        lead = cohort["answers"][0]
+        print(f"  {cohort['cohort']:<20} {cohort['verdict']:<20} {lead['bound_words']}")
     print(f"report: {path}")
     print(f"summary: {path.with_name('summary.json')}")
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mgmt_audit import __version__
+from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
 from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.report import sections
@@ -23,7 +24,7 @@ from mgmt_audit.report.collect import StudyRuns, load_study_runs
 from mgmt_audit.report.groups import group_trials
 from mgmt_audit.report.page import render
 from mgmt_audit.report.probing import probe_studies
-from mgmt_audit.report.verdicts import cohort_verdicts, judge_groups
+from mgmt_audit.report.verdicts import judge_report
 
 REPORT_NAME, SUMMARY_NAME = "index.html", "summary.json"
 VERSIONED = ("mgmt-audit", "torch", "monai", "optuna", "numpy", "scipy", "scikit-learn", "openTSNE",
@@ -32,14 +33,16 @@ VERSIONED = ("mgmt-audit", "torch", "monai", "optuna", "numpy", "scipy", "scikit
 
 @dataclass
 class ReportInput:
-    """Everything a report shows besides the trials: what it is, the cohorts' manifests (by cohort
-    name) and the facts for the reproducibility section (command, profile, storage, ...)."""
+    """Everything a report shows besides the trials: what it is, the margin its verdicts are judged
+    at, the cohorts' manifests (by cohort name) and the facts for the reproducibility section
+    (command, profile, storage, ...)."""
 
     title: str
     description: str
     studies: Sequence[StudyRuns]
     manifests: Mapping[str, Manifest] = field(default_factory=dict)
     facts: Mapping[str, Any] = field(default_factory=dict)
+    margin: float = DEFAULT_MARGIN
 
 
 def build_report(report: ReportInput, out: str | Path) -> Path:
@@ -48,39 +51,49 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     groups = group_trials(report.studies)
     probes = probe_studies(report.studies)
     controls = [p.final for p in probes if p.study.control]
-    verdicts = judge_groups(
-        groups, separability={p.name: p.final for p in probes if not p.study.control},
+    verdicts = judge_report(
+        groups, report.margin, separability={p.name: p.final for p in probes if not p.study.control},
         control_separability=max(controls) if controls else None,
     )
-    per_cohort = cohort_verdicts(groups, verdicts)
-    n_trials = max((len(members) for members in sections.by_cohort(groups).values()), default=0)
     page = [
-        sections.verdict_section(groups, verdicts, per_cohort),
-        sections.auc_section(groups, n_trials),
+        sections.verdict_section(verdicts),
+        sections.auc_section(verdicts),
         sections.probability_section(groups),
         sections.loss_section(groups),
         sections.probes_section(probes, report.manifests),
-        sections.power_section(groups),
+        sections.power_section(verdicts),
         sections.importance_section(report.studies),
         sections.data_section(dict(report.manifests)),
         sections.reproducibility_section(reproducibility_facts(report)),
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    html = render(report.title, report.description, page, generated, __version__)
+    lede = (f"Verdicts are judged against a margin of AUC {report.margin:g}, the smallest AUC of interest: "
+            + "; ".join(f"{c.cohort}: {c.verdict}" for c in verdicts.cohorts) + ".")
+    html = render(report.title, report.description, page, generated, __version__, lede)
     atomic_write_text(out / REPORT_NAME, html)
     summary = {
         "title": report.title,
         "generated": generated,
-        "verdicts": per_cohort,
+        "margin": report.margin,
+        "verdicts": {c.cohort: c.verdict for c in verdicts.cohorts},
+        "cohorts": [
+            {"cohort": c.cohort, "verdict": c.verdict, "reason": c.reason, "planted_strength": c.strength,
+             "control": c.control, "expected": c.expected, "status": c.status,
+             "answers": [{"study": a.group.study.name, "configuration": a.group.config,
+                          **a.verdict.to_dict()} for a in c.answers]}
+            for c in verdicts.cohorts
+        ],
         "configurations": [
-            {"study": g.study.name, "cohort": g.study.cohort, "configuration": g.config, **v.to_dict()}
-            for g, v in zip(groups, verdicts, strict=True)
+            {"study": cv.group.study.name, "cohort": cv.group.study.cohort, "configuration": cv.group.config,
+             "selected": cv.selected, "validation_auc": cv.group.val_auc, **cv.verdict.to_dict()}
+            for cv in verdicts.configurations
         ],
         "probes": {p.name: [{"layer": l.layer, "separability": l.separability,
                              "linear_auc": l.linear_auc} for l in p.layers] for p in probes},
         "studies": [
             {"name": s.name, "cohort": s.cohort, "planted_strength": s.strength, "control": s.control,
-             "trials": len(s.trials), "finished": len(s.finished), "null_trials": len(s.null_aucs)}
+             "trials": len(s.trials), "finished": len(s.finished), "null_trials": s.n_null,
+             "configurations_tried": s.configurations_tried}
             for s in report.studies
         ],
     }
@@ -89,9 +102,10 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
 
 
 def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path = "runs",
-                 out: str | Path | None = None) -> Path:
+                 out: str | Path | None = None, margin: float | None = None) -> Path:
     """Build the report of one study from its storage (default ``sqlite:///<runs_dir>/<name>.db``)
-    into ``out`` (default ``reports/<name>``); return the HTML path."""
+    into ``out`` (default ``reports/<name>``) at ``margin`` (default: the spec's ``[analysis] margin``);
+    return the HTML path."""
     from mgmt_audit.study.runner import safe_url, default_storage
 
     storage = storage or default_storage(name, runs_dir)
@@ -106,7 +120,13 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
         studies=[study],
         manifests=manifests,
         facts=study_facts(study, safe_url(storage)),
+        margin=margin if margin is not None else study_margin(study),
     ), out or Path("reports") / name)
+
+
+def study_margin(study: StudyRuns) -> float:
+    """The margin recorded in the study's spec (``[analysis] margin``), else the default."""
+    return float(study.attrs.get("spec", {}).get("analysis", {}).get("margin", DEFAULT_MARGIN))
 
 
 def study_facts(study: StudyRuns, storage: str) -> dict[str, Any]:

@@ -59,9 +59,15 @@ class StudyRuns:
         return [t for t in self.trials if t.result is not None]
 
     @property
-    def null_aucs(self) -> list[float]:
-        """Validation AUCs (true labels) of the finished label-permutation trials."""
-        return [t.result.val_auc for t in self.finished if t.null]
+    def n_null(self) -> int:
+        """Finished label-permutation trials."""
+        return sum(t.null for t in self.finished)
+
+    @property
+    def configurations_tried(self) -> int:
+        """Distinct configurations the search ran with the true labels, pruned and failed included:
+        what a configuration picked on the validation set was selected from."""
+        return len({t.config for t in self.trials if not t.null}) or 1
 
 
 def load_study_runs(

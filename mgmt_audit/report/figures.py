@@ -41,46 +41,44 @@ def to_data_uri(figure: Figure) -> str:
 
 @dataclass
 class AucGroup:
-    """One configuration's seed runs: AUC per seed with its DeLong 95% interval."""
+    """One configuration as its verdict sees it: each seed's AUC on the evaluation patients, the mean
+    with its interval, and the pipeline null's band on the same patients (None without nulls)."""
 
     name: str
     aucs: Sequence[float]
-    lows: Sequence[float]
-    highs: Sequence[float]
+    mean: float
+    low: float
+    high: float
+    null_band: tuple[float, float] | None = None
+    selected: bool = False
 
 
-def auc_strip(
-    groups: Sequence[AucGroup],
-    null_band: tuple[float, float] | None = None,
-    best_of_n: tuple[int, float] | None = None,
-) -> Figure:
-    """Validation AUC per seed for each configuration (dots with DeLong CIs, jittered), the
-    label-permutation null's central 95% band, the expected best-of-N null AUC and AUC 0.5."""
-    figure = new_figure(9.0, 1.3 + 0.5 * max(len(groups), 2))
+def auc_strip(groups: Sequence[AucGroup], margin: float, level: str = "90%") -> Figure:
+    """Each configuration's seed AUCs (dots), their mean with its ``level`` interval (black bar), its
+    study's label-permutation null band (grey), chance (AUC 0.5) and the margin."""
+    figure = new_figure(9.0, 1.4 + 0.5 * max(len(groups), 2))
     axes = figure.add_subplot()
-    if null_band is not None:
-        axes.axvspan(*null_band, color="0.85", label="permutation null, central 95%")
     axes.axvline(0.5, label="chance (AUC 0.5)", **CHANCE_STYLE)
-    if best_of_n is not None:
-        n, value = best_of_n
-        axes.axvline(value, color="#ff7f0e", linewidth=1.5, label=f"expected best of {n} null runs")
+    axes.axvline(margin, color="#d95f02", linewidth=1.5, label=f"margin (AUC {margin:g})")
     rng = np.random.default_rng(0)
+    null_drawn = False
     for row, group in enumerate(groups):
+        if group.null_band is not None:
+            axes.fill_betweenx([row - 0.4, row + 0.4], *group.null_band, color="0.85", linewidth=0,
+                               label=None if null_drawn else "label-permutation null, central 90%")
+            null_drawn = True
         aucs = np.asarray(group.aucs, dtype=float)
-        y = row + rng.uniform(-0.18, 0.18, size=aucs.size) if aucs.size > 1 else np.full(1, row)
-        errors = np.vstack([aucs - np.asarray(group.lows), np.asarray(group.highs) - aucs])
-        axes.errorbar(
-            aucs, y, xerr=errors, fmt="o", color="#2c7fb8", ecolor="#9ecae1", markersize=5,
-            capsize=2, label="seed run (DeLong 95% CI)" if row == 0 else None, clip_on=False,
-        )
-        if aucs.size:
-            axes.plot([aucs.mean()] * 2, [row - 0.3, row + 0.3], color="black", linewidth=2,
-                      label="mean over seeds" if row == 0 else None)
-    axes.set_yticks(range(len(groups)), [textwrap.fill(g.name, 34) for g in groups], fontsize="small")
+        y = row + rng.uniform(-0.18, 0.18, size=aucs.size) if aucs.size > 1 else np.full(aucs.size, row)
+        axes.scatter(aucs, y, color="#6baed6", s=18, zorder=3, label="seed run" if row == 0 else None)
+        axes.errorbar([group.mean], [row], xerr=[[group.mean - group.low], [group.high - group.mean]],
+                      fmt="s", color="black", markersize=5, capsize=4, zorder=4,
+                      label=f"mean with its {level} interval" if row == 0 else None)
+    names = [("▶ " if g.selected else "") + textwrap.fill(g.name, 34) for g in groups]
+    axes.set_yticks(range(len(groups)), names, fontsize="small")
     axes.set_ylim(-0.6, len(groups) - 0.4)
     axes.invert_yaxis()
     axes.set_xlim(0.0, 1.0)
-    axes.set_xlabel("validation AUC")
+    axes.set_xlabel("AUC on the evaluation patients")
     figure.legend(loc="outside lower center", ncol=3, fontsize="small", frameon=False)
     return figure
 
@@ -227,28 +225,31 @@ def separability_curve(series: Mapping[str, Sequence[tuple[str, float]]], chance
 
 @dataclass
 class PowerPoint:
-    """The AUCs reached on a cohort with a known planted signal strength."""
+    """A cohort with a known planted signal strength: its answer's AUC and interval, and its verdict."""
 
     strength: float
-    aucs: Sequence[float]
+    auc: float
+    low: float
+    high: float
+    verdict: str
 
 
-def power_curve(points: Sequence[PowerPoint], null_band: tuple[float, float] | None = None) -> Figure:
-    """Validation AUC against planted signal strength S: every seed run and the mean per strength."""
+def power_curve(points: Sequence[PowerPoint], margin: float, level: str = "90%") -> Figure:
+    """AUC against planted signal strength S: each cohort's answer with its interval, chance and the margin."""
     figure = new_figure(6.5, 3.6)
     axes = figure.add_subplot()
     points = sorted(points, key=lambda p: p.strength)
-    if null_band is not None:
-        axes.axhspan(*null_band, color="0.85", label="permutation null, central 95%")
     axes.axhline(0.5, label="chance (AUC 0.5)", **CHANCE_STYLE)
-    for point in points:
-        axes.scatter([point.strength] * len(point.aucs), point.aucs, color="#9ecae1", s=14,
-                     label="seed run" if point is points[0] else None)
-    axes.plot([p.strength for p in points], [float(np.mean(p.aucs)) for p in points], "o-",
-              color="#08519c", label="mean over runs")
+    axes.axhline(margin, color="#d95f02", linewidth=1.5, label=f"margin (AUC {margin:g})")
+    x = [p.strength for p in points]
+    axes.errorbar(x, [p.auc for p in points], yerr=[[p.auc - p.low for p in points], [p.high - p.auc for p in points]],
+                  fmt="o-", color="#08519c", capsize=4, label=f"AUC with its {level} interval")
+    for p in points:
+        axes.annotate(p.verdict, (p.strength, p.high), textcoords="offset points", xytext=(0, 4),
+                      ha="center", fontsize="x-small")
     axes.set_xlabel("planted signal strength S (0 = none)")
-    axes.set_ylabel("validation AUC")
-    axes.set_ylim(0.0, 1.02)
+    axes.set_ylabel("AUC on the evaluation patients")
+    axes.set_ylim(0.0, 1.08)
     axes.legend(fontsize="small", loc="lower right")
     return figure
 

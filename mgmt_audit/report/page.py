@@ -77,7 +77,7 @@ def cell_of(value: Any) -> Cell:
 
 
 def render(title: str, description: str, sections: Sequence[Section], generated: str,
-           version: str) -> str:
+           version: str, lede: str = "") -> str:
     """The whole HTML page as a string."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -89,5 +89,5 @@ def render(title: str, description: str, sections: Sequence[Section], generated:
     )
     return environment.get_template("report.html").render(
         title=title, description=description, sections=sections, generated=generated,
-        version=version,
+        version=version, lede=lede,
     )

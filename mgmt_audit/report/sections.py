@@ -3,14 +3,13 @@ out. A section with nothing to show says why instead of vanishing."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from mgmt_audit.analysis.bimodality import bimodality_coefficient, class_separation, dip_test, kde_curves
 from mgmt_audit.analysis.chance_loss import label_entropy
-from mgmt_audit.analysis.nulls import empirical_pvalue
 from mgmt_audit.analysis.verdict import Verdict
 from mgmt_audit.data.controls import digit_classes
 from mgmt_audit.data.manifest import Manifest
@@ -18,79 +17,102 @@ from mgmt_audit.errors import AnalysisInputError
 from mgmt_audit.report import figures
 from mgmt_audit.report.collect import StudyRuns
 from mgmt_audit.report.groups import Group
-from mgmt_audit.report.page import Cell, Section, figure_block, table_block, text_block
+from mgmt_audit.report.page import Block, Cell, Section, figure_block, table_block, text_block
 from mgmt_audit.report.probing import StudyProbe
+from mgmt_audit.report.verdicts import ReportVerdicts
 
+T = TypeVar("T")
 MAX_PANELS = 8  # seed runs shown per configuration in the probability histograms
 MIN_IMPORTANCE_TRIALS = 6
 
 
-def verdict_section(
-    groups: Sequence[Group], verdicts: Sequence[Verdict], per_cohort: Mapping[str, str]
-) -> Section:
-    """Section 1: one row per (cohort, configuration) with its verdict and evidence sentence."""
+def verdict_section(verdicts: ReportVerdicts) -> Section:
+    """Section 1: the answer first (one row per cohort), then every configuration's evidence."""
+    margin = verdicts.margin
     section = Section("verdicts", "Verdicts", intro=(
-        "signal: beyond chance after adjusting for the configurations compared, with the AUC "
-        "interval above 0.5. no_signal: nothing beyond chance with enough cases (or a planted-signal "
-        "power figure) to detect the stated effect. inconclusive: anything else."))
-    if not groups:
+        f"Margin (smallest AUC of interest): {margin:g}. Each question is a one-sided test at alpha 0.05 "
+        "with its bound; the interval shown is the two-sided 90% one. signal: beyond chance after every "
+        f"selection, and an AUC of {margin:g} or more is not excluded. signal_below_margin: beyond "
+        f"chance, but AUC >= {margin:g} is excluded. no_signal: not beyond chance, and both AUC >= "
+        f"{margin:g} and an inverted signal of that size are excluded. inconclusive: anything else, "
+        "with the AUCs that cannot be excluded. Each study's answer is its configuration with the best "
+        "validation AUC, judged on the held-out test patients (▶ in the tables and figures)."))
+    if not verdicts.cohorts:
         section.empty = "no trial finished: there is nothing to judge yet"
         return section
+    rows = []
+    for c in verdicts.cohorts:
+        v = c.lead
+        status_css = {"right": "verdict-right", "wrong": "verdict-wrong"}.get(c.status or "", "verdict-neutral")
+        rows.append([
+            c.cohort, None if c.strength is None else c.strength, f"{v.estimate.n_pos} / {v.estimate.n_neg}",
+            v.design, f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]", Cell(c.verdict, status_css),
+            v.bound_words, c.expected])
     section.blocks.append(table_block(
-        ["cohort", "verdict"],
-        [[cohort, Cell(verdict, f"verdict-{verdict}")] for cohort, verdict in per_cohort.items()],
-        title="By cohort"))
+        ["cohort", "planted S", "n (pos / neg)", "evaluated on", "AUC [90% interval]", "verdict",
+         "what the data exclude", "expected"], rows, title="By cohort",
+        note="Green: the verdict a trustworthy audit must give on this phantom; red: one it must never "
+             "give; grey: an allowed, weaker answer, or no expectation (real data)."))
+    rows = []
+    for cv in verdicts.configurations:
+        v = cv.verdict
+        rows.append([("▶ " if cv.selected else "") + cv.group.study.name, cv.group.config,
+                     v.estimate.n_runs, cv.group.val_auc, f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]",
+                     Cell(v.verdict, "verdict-neutral"), v.reason])
     section.blocks.append(table_block(
-        ["cohort", "configuration", "seeds", "verdict", "evidence", "rule"],
-        [[g.study.cohort, g.config, len(g.runs), Cell(v.verdict, f"verdict-{v.verdict}"),
-          v.sentence, v.reason] for g, v in zip(groups, verdicts, strict=True)],
+        ["study", "configuration", "seeds", "validation AUC", "evaluation AUC [90%]", "verdict", "why"], rows,
         title="By configuration"))
+    details = [Block(kind="text", title=cv.group.name, text="; ".join((cv.verdict.sentence, *cv.verdict.supporting)))
+               for cv in verdicts.configurations]
+    section.blocks.extend(details)
     return section
 
 
-def auc_section(groups: Sequence[Group], n_trials: int) -> Section:
-    """Section 2: AUC per seed with DeLong CIs, the permutation-null band and the best-of-N line."""
+def auc_section(verdicts: ReportVerdicts) -> Section:
+    """Section 2: each configuration's seed AUCs, their mean with its interval, the null band and the margin."""
     section = Section("auc", "AUC across seeds", intro=(
-        "Each dot is one seed's validation AUC with its DeLong 95% interval; the black bar is the mean "
-        "over seeds. The grey band is the central 95% of the label-permutation null of the same "
-        f"configurations; the orange line is the AUC the best of {n_trials} null trials reaches by "
-        "chance alone at this validation size."))
-    shown = [g for g in groups if g.runs]
-    if not shown:
+        "Each dot is one seed's AUC on the evaluation patients (the held-out test set when there is one); "
+        "the black square is the mean over seeds with its 90% interval (DeLong, the seeds' covariance "
+        "estimated); the grey band is the central 90% of the study's retrained label-permutation "
+        "trials on the same patients; the dashed line is chance, the orange line the margin."))
+    if not verdicts.configurations:
         section.empty = "no finished seed runs (only null or failed trials): nothing to plot"
         return section
-    band = null_band(groups)
-    best = (n_trials, shown[0].best_of_n(n_trials)) if n_trials > 1 else None
-    strip = figures.auc_strip(
-        [figures.AucGroup(g.name, g.aucs, [lo for _, lo, _ in g.cis], [hi for _, _, hi in g.cis])
-         for g in shown], null_band=band, best_of_n=best)
-    section.blocks.append(figure_block(strip, "validation AUC per seed and configuration",
-                                       "Validation AUC per seed (DeLong 95% CI), null band and best-of-N line."))
-    if band is None:
-        section.blocks.append(text_block("No label-permutation trials were run, so no null band is drawn."))
+    for cohort, members in by_cohort(verdicts.configurations, lambda cv: cv.group.study.cohort).items():
+        strip = figures.auc_strip([
+            figures.AucGroup(cv.group.config, cv.verdict.estimate.run_aucs, cv.verdict.auc, cv.verdict.ci_low,
+                             cv.verdict.ci_high, _null_band(cv.verdict), cv.selected)
+            for cv in members], verdicts.margin)
+        section.blocks.append(figure_block(strip, f"AUC per seed and configuration, cohort {cohort}",
+                                           f"Cohort {cohort}: AUC per seed, mean with its 90% interval, null band."))
     rows = []
-    for g in shown:
-        aucs = np.asarray(g.aucs)
-        null_aucs = g.study.null_aucs
-        p_value = empirical_pvalue(float(aucs.mean()), null_aucs) if null_aucs else None
-        rows.append([g.study.cohort, g.config, len(aucs), float(aucs.mean()),
-                     float(aucs.std(ddof=1)) if aucs.size > 1 else None, float(aucs.min()),
-                     float(aucs.max()), len(null_aucs), p_value])
+    for cv in verdicts.configurations:
+        v, null = cv.verdict, cv.verdict.pipeline_null
+        aucs = np.asarray(v.estimate.run_aucs)
+        rows.append([cv.group.study.cohort, cv.group.config, aucs.size, v.auc,
+                     float(aucs.std(ddof=1)) if aucs.size > 1 else None, float(aucs.min()), float(aucs.max()),
+                     0 if null is None else null.n, _null_p(null)])
     section.blocks.append(table_block(
         ["cohort", "configuration", "seeds", "mean AUC", "sd", "min", "max", "null runs",
          "permutation p (mean AUC)"], rows, note=(
-             "Null runs: the study's label-permutation trials (training labels shuffled, scored "
-             "against the true labels). Permutation p: (1 + #null AUCs >= mean AUC) / (1 + null runs).")))
+             "Null runs: the study's label-permutation trials (each with its own permutation of the training "
+             "labels), scored against the true labels of the same evaluation patients. Permutation p: "
+             "(1 + #null AUCs >= mean AUC) / (1 + null runs); with fewer than 19 null runs it cannot reach "
+             "0.05 and is shown with the number needed.")))
     return section
 
 
-def null_band(groups: Sequence[Group]) -> tuple[float, float] | None:
-    """Central 95% of the null AUCs of every study behind ``groups`` (None when there are none)."""
-    studies = {id(g.study): g.study for g in groups}.values()
-    null_aucs = [auc for study in studies for auc in study.null_aucs]
-    if not null_aucs:
+def _null_band(verdict: Verdict) -> tuple[float, float] | None:
+    null = verdict.pipeline_null
+    return None if null is None else (null.low, null.high)
+
+
+def _null_p(null) -> str | None:
+    if null is None:
         return None
-    return float(np.quantile(null_aucs, 0.025)), float(np.quantile(null_aucs, 0.975))
+    if not null.usable:
+        return f"{null.p_value:.3f} (too few: needs {null.needed})"
+    return f"{null.p_value:.3f}"
 
 
 def probability_section(groups: Sequence[Group]) -> Section:
@@ -112,11 +134,12 @@ def probability_section(groups: Sequence[Group]) -> Section:
     return section
 
 
-def by_cohort(groups: Sequence[Group]) -> dict[str, list[Group]]:
-    """Groups keyed by cohort, in order of first appearance."""
-    cohorts: dict[str, list[Group]] = {}
-    for group in groups:
-        cohorts.setdefault(group.study.cohort, []).append(group)
+def by_cohort(items: Sequence[T], cohort: Callable[[T], str] = lambda g: g.study.cohort) -> dict[str, list[T]]:
+    """``items`` (groups, or anything ``cohort`` maps to its cohort) keyed by cohort, in order of first
+    appearance."""
+    cohorts: dict[str, list[T]] = {}
+    for item in items:
+        cohorts.setdefault(cohort(item), []).append(item)
     return cohorts
 
 
@@ -203,29 +226,24 @@ def probes_section(probes: Sequence[StudyProbe], manifests: Mapping[str, Manifes
     return section
 
 
-def power_section(groups: Sequence[Group]) -> Section:
-    """Section 6: validation AUC against planted signal strength, when signal cohorts were run."""
+def power_section(verdicts: ReportVerdicts) -> Section:
+    """Section 6: AUC against planted signal strength, from each phantom cohort's verdict."""
     section = Section("power", "Planted-signal power curve", intro=(
-        "Phantom cohorts with a known planted signal of strength S (S = 0: none). A toolkit that can "
-        "find a signal must reach AUCs well above the null band as S grows."))
-    points: dict[float, list[float]] = {}
-    for g in groups:
-        if g.study.strength is not None:
-            points.setdefault(g.study.strength, []).extend(g.aucs)
-    strengths = sorted(s for s, aucs in points.items() if aucs)
-    if len(strengths) < 2:
-        section.empty = (
-            "no planted-signal cohorts were run" if not strengths else
-            "only one planted-signal strength was run: a power curve needs at least two")
+        "Phantom cohorts with a known planted signal of strength S (S = 0: none), each at its answer's AUC "
+        "with the 90% interval and the verdict. A toolkit that can find a signal must rise above chance as "
+        "S grows, and must never call a planted cohort no_signal."))
+    points = [figures.PowerPoint(c.strength, c.lead.auc, c.lead.ci_low, c.lead.ci_high, c.verdict)
+              for c in verdicts.cohorts if c.strength is not None and not c.control]
+    if len(points) < 2:
+        section.empty = ("no planted-signal cohorts were run" if not points else
+                         "only one planted-signal strength was run: a power curve needs at least two")
         return section
     section.blocks.append(figure_block(
-        figures.power_curve([figures.PowerPoint(s, points[s]) for s in strengths], null_band(groups)),
-        "validation AUC against planted signal strength",
-        "Validation AUC of every seed run (all configurations) against planted strength S."))
+        figures.power_curve(points, verdicts.margin), "AUC against planted signal strength",
+        "Each phantom cohort's answer: AUC with its 90% interval against planted strength S, with its verdict."))
     section.blocks.append(table_block(
-        ["strength S", "runs", "mean AUC", "min", "max"],
-        [[s, len(points[s]), float(np.mean(points[s])), float(np.min(points[s])),
-          float(np.max(points[s]))] for s in strengths]))
+        ["strength S", "AUC", "90% interval", "verdict"],
+        [[p.strength, p.auc, f"[{p.low:.3f}, {p.high:.3f}]", p.verdict] for p in sorted(points, key=lambda p: p.strength)]))
     return section
 
 
