@@ -253,17 +253,20 @@ def find_study(name: str) -> Path:
     raise ConfigError(f"no study named {name!r} in {searched}; known studies: {known}")
 
 
-def load_study(name: str, profile: str | None = None) -> StudySpec:
-    """Load, merge ``profile`` (default: ``paper``) over the base and validate a study spec."""
+def load_study(name: str, profile: str | None = None, overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Load, merge ``profile`` (default: ``paper``) over the base, then ``overrides`` (tables of the
+    same keys, e.g. ``{"train": {"test_fraction": 0.4}}``, recorded in the spec and its hash), and
+    validate a study spec."""
     path = find_study(name)
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_study(raw, path, profile)
+    return parse_study(raw, path, profile, overrides)
 
 
-def parse_study(raw: dict[str, Any], path: Path, profile: str | None = None) -> StudySpec:
+def parse_study(raw: dict[str, Any], path: Path, profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> StudySpec:
     """Build a :class:`StudySpec` from a parsed TOML table (see :func:`load_study`)."""
     where = str(path)
     _check_keys(where, "", raw, TOP_KEYS)
@@ -282,6 +285,9 @@ def parse_study(raw: dict[str, Any], path: Path, profile: str | None = None) -> 
         _require_table(where, f"profiles.{pname}", table)
         _check_keys(where, f"profiles.{pname}.", table, TOP_KEYS - {"profiles", "name"})
     merged = _merge({k: v for k, v in raw.items() if k != "profiles"}, profiles[profile])
+    if overrides:
+        _check_keys(where, "overrides.", overrides, TOP_KEYS - {"profiles", "name"})
+        merged = _merge(merged, overrides)
     merged["name"] = name
     return _build(where, path, name, profile, tuple(profiles), merged)
 

@@ -1,11 +1,17 @@
 """``mgmt-audit demo``: phantom cohorts with no signal and with planted signals, ingested, run through
-the smoke profiles of several model families over seeds with label-permutation nulls, and one report.
+the smoke profiles of model families over seeds with label-permutation nulls, and one report that
+shows every verdict a study can get, judged at the default margin (AUC 0.65).
 
 Cohorts: ``null`` (S = 0), ``signal`` (S = 1, strong) and, unless ``quick``, intermediate strengths
-for the power curve. Each cohort is written and ingested once into ``<out>/work/<cohort>/`` at one
-preprocessing (32 x 32 x 16, FLAIR) that every smoke model accepts, and every study of that cohort
-reads that cache (so a spec's own smoke preprocessing is not used here). Each cohort has its own
-Optuna storage, ``<out>/work/<cohort>/runs/<study>.db``; a re-run reuses everything finished.
+for the power curve. Each cohort is written (FLAIR only, the modality every demo study reads) and
+ingested once into ``<out>/work/<cohort>/`` at one preprocessing (32 x 32 x 16) that every smoke model
+accepts, and every study of that cohort reads that cache (so a spec's own smoke preprocessing is not
+used here). Sizes are chosen so that each verdict can be earned: of 240 patients per cohort, 40 % are
+the held-out test set (96 patients, 48 per class) the verdict is judged on, 20 % validate the search,
+40 % train; with two seeds per configuration that excludes an AUC of 0.65 on the null cohort, while
+every planted cohort's models reach AUCs that are found or honestly not excluded (``DEMO_TRAIN``
+overrides each study's split; the report records it). Each cohort has its own Optuna storage,
+``<out>/work/<cohort>/runs/<study>.db``; a re-run reuses everything finished.
 The digits control (full plan only) is the ``mnist_control`` smoke study on the digits cohort that
 ``study run`` writes for it (:func:`mgmt_audit.study.data.digits_cohort`), at that profile's size.
 Trials run with one torch thread: on a shared 2-core machine more threads are many times slower.
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
 from mgmt_audit.config import StudySpec
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 
@@ -44,11 +51,11 @@ class DemoPlan:
     probe: bool
 
 
-QUICK = DemoPlan(cohorts=(Cohort("null", 0.0), Cohort("signal", 1.0)), patients=32,
+QUICK = DemoPlan(cohorts=(Cohort("null", 0.0), Cohort("signal", 1.0)), patients=240,
                  studies=("demo",), probe=False)
 FULL = DemoPlan(
     cohorts=(Cohort("null", 0.0), Cohort("weak", 0.25), Cohort("medium", 0.5), Cohort("signal", 1.0)),
-    patients=48, studies=("demo", "custom_cnn_sweep", "resnet10_seeds"), probe=True,
+    patients=240, studies=("demo", "resnet10_seeds"), probe=True,
 )
 CONTROL_STUDY, CONTROL_COHORT = "mnist_control", "digits"
 PROFILE = "smoke"
@@ -56,6 +63,8 @@ PHANTOM_SEED = 0
 MATRIX = 48  # in-plane matrix of the phantom DICOM series (the models see 32 x 32 crops)
 PREPROCESS = {"size": 32, "depth": 16}
 MODALITIES = ("FLAIR",)
+DEMO_MARGIN = DEFAULT_MARGIN
+DEMO_TRAIN = {"test_fraction": 0.4, "val_fraction": 0.2}
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,13 @@ class DemoResult:
 
     report: Path
     verdicts: dict[str, str]
+
+
+def demo_spec(name: str) -> StudySpec:
+    """A study's smoke profile with the demo's split (``DEMO_TRAIN``) and margin."""
+    from mgmt_audit.config import load_study
+
+    return load_study(name, PROFILE, overrides={"train": DEMO_TRAIN, "analysis": {"margin": DEMO_MARGIN}})
 
 
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log = print) -> DemoResult:
@@ -77,12 +93,17 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     out = Path(out)
     plan = QUICK if quick else FULL
     started = time.perf_counter()
-    specs = [load_study(name, PROFILE) for name in plan.studies]
+    specs = [demo_spec(name) for name in plan.studies]
+    n_test = round(DEMO_TRAIN["test_fraction"] * plan.patients)
+    sizes = (f"{plan.patients} patients per cohort ({n_test} held-out test, "
+             f"{round(DEMO_TRAIN['val_fraction'] * plan.patients)} validation), {PREPROCESS['size']} x "
+             f"{PREPROCESS['size']} x {PREPROCESS['depth']} FLAIR, margin {DEMO_MARGIN:g}")
     log(f"demo ({'quick' if quick else 'full'}): cohorts "
         + ", ".join(f"{c.name} (S = {c.strength:g})" for c in plan.cohorts)
-        + f"; {plan.patients} patients each; studies {', '.join(plan.studies)} (profile {PROFILE})")
-    manifests, studies, facts = {}, [], {"profile": PROFILE, "demo plan": "quick" if quick else "full",
-                                         "demo cache preprocessing": f"{PREPROCESS}, {list(MODALITIES)}"}
+        + f"; {sizes}; studies {', '.join(plan.studies)} (profile {PROFILE})")
+    manifests, studies = {}, []
+    facts = {"profile": PROFILE, "demo plan": "quick" if quick else "full", "demo sizes": sizes,
+             "demo split overrides": str(DEMO_TRAIN), "demo cache preprocessing": f"{PREPROCESS}, {list(MODALITIES)}"}
 
     def run(spec, cohort: str, manifest: Manifest, **study_kwargs) -> None:
         runs_dir = out / "work" / cohort / "runs"
@@ -113,11 +134,16 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         description=(
             "Phantom glioblastoma cohorts whose label is linked to the images by a planted signal of "
             "strength S (S = 0: no link at all). A trustworthy audit finds the signal where it was "
-            "planted and none where it was not. Studies: "
-            + "; ".join(f"{s.name}: {s.description}" for s in specs)),
-        studies=studies, manifests=manifests, facts=facts,
+            f"planted and excludes one of the margin where none was. Sizes run: {sizes}. Studies, at "
+            f"their {PROFILE} profiles on these caches: "
+            + "; ".join(f"{s.name} ({s.model['family']}, {len(s.seeds)} seed(s), {s.n_trials} trials of "
+                        f"which {s.null_trials} null)" for s in specs)
+            + (f"; the MNIST-digits control ({CONTROL_STUDY}) as the positive control." if plan.probe else ".")),
+        studies=studies, manifests=manifests, facts=facts, margin=DEMO_MARGIN,
     ), out)
     summary = json.loads(report.with_name("summary.json").read_text())
+    for cohort in summary["cohorts"]:
+        log(f"[{cohort['cohort']}] {cohort['verdict']}: {cohort['answers'][0]['bound_words']}")
     log(f"done in {time.perf_counter() - started:.0f} s")
     return DemoResult(report, summary["verdicts"])
 
@@ -134,7 +160,7 @@ def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = pr
     if not labels.is_file():
         log(f"[{cohort.name}] writing {patients} phantom patients, planted signal S = {cohort.strength:g}")
         write_phantom_cohort(raw, patients=patients, signal=cohort.strength, seed=PHANTOM_SEED,
-                             matrix=MATRIX, workers=2)
+                             matrix=MATRIX, workers=2, modalities=MODALITIES)
     if (cache / MANIFEST_NAME).is_file():
         return Manifest.load(cache)
     log(f"[{cohort.name}] ingesting {raw} -> {cache}")

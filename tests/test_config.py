@@ -77,7 +77,7 @@ def test_smoke_profile_is_cpu_sized(name):
     sizes = [c for p in spec.search if p.key == "preprocess.size" for c in p.choices] or [size]
     assert max(sizes) <= 64 and spec.preprocess.get("depth", 64) <= 16
     assert spec.model.get("preset") == "smoke"
-    assert spec.n_trials <= 4
+    assert spec.n_trials <= 5  # the demo study: two configurations x two seeds and one null
     if spec.data["dataset"] != "digits":  # the digits control has no phantom
         assert spec.data["phantom"]["patients"] <= 32
     searched = [p.high for p in spec.search if p.key == "epochs"]
@@ -90,6 +90,18 @@ def test_profile_values_override_the_base(tmp_path):
     assert (paper.n_trials, paper.train["epochs"], paper.train["lr"]) == (6, 3, 1e-3)
     assert (smoke.n_trials, smoke.train["epochs"], smoke.train["lr"]) == (4, 1, 1e-3)
     assert paper.spec_hash != smoke.spec_hash
+
+
+def test_overrides_merge_over_the_profile_and_enter_the_hash():
+    smoke = load_study("resnet10_seeds", "smoke")
+    demo = load_study("resnet10_seeds", "smoke", overrides={"train": {"test_fraction": 0.4},
+                                                          "analysis": {"margin": 0.7}})
+    assert demo.train["test_fraction"] == 0.4 and demo.train["lr"] == smoke.train["lr"]
+    assert demo.margin == 0.7 and smoke.margin == 0.65 and demo.spec_hash != smoke.spec_hash
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_study("resnet10_seeds", "smoke", overrides={"trian": {}})
+    with pytest.raises(ConfigError, match="analysis.margin must be an AUC"):
+        load_study("resnet10_seeds", "smoke", overrides={"analysis": {"margin": 0.4}})
 
 
 def test_published_settings_of_the_kaggle_winner():

@@ -21,20 +21,27 @@ def demo(tmp_path_factory):
     return result, lines, time.perf_counter() - started
 
 
-def test_quick_demo_finds_the_planted_signal_and_not_the_null(demo):
+def test_quick_demo_finds_the_planted_signal_and_excludes_the_margin_on_the_null(demo):
     result, _, _ = demo
     assert result.verdicts == {"null": "no_signal", "signal": "signal"}
     summary = json.loads(result.report.with_name("summary.json").read_text())
-    assert summary["verdicts"] == result.verdicts
+    assert summary["verdicts"] == result.verdicts and summary["margin"] == 0.65
     assert {s["cohort"]: s["planted_strength"] for s in summary["studies"]} == {"null": 0.0, "signal": 1.0}
     assert all(s["null_trials"] >= 1 for s in summary["studies"])
+    for cohort in summary["cohorts"]:
+        answer = cohort["answers"][0]
+        assert answer["design"] == "held-out test" and cohort["status"] == "right"
+        assert answer["estimate"]["n_pos"] + answer["estimate"]["n_neg"] == 96
+        assert answer["estimate"]["n_runs"] == 2  # the selected configuration's two seeds, judged together
+    null = summary["cohorts"][0]["answers"][0]
+    assert null["ci_high"] < 0.65 and null["bound_words"].startswith("AUC >= 0.65 excluded")
 
 
 def test_quick_demo_stays_within_its_time_budget(demo):
     _, lines, seconds = demo
     assert seconds < 180, f"quick demo took {seconds:.0f} s (budget 180 s on 2 CPU cores)"
     if lines:  # the run that did the work logged every stage
-        assert any("writing 32 phantom patients" in line for line in lines)
+        assert any("writing 240 phantom patients" in line for line in lines)
         assert any(line.startswith("building the report") for line in lines)
 
 

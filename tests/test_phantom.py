@@ -22,7 +22,7 @@ from mgmt_audit.data.phantom import (
     tumour_centre,
     write_phantom_cohort,
 )
-from mgmt_audit.errors import CohortError
+from mgmt_audit.errors import CohortError, ConfigError
 
 MODALITIES = ("FLAIR", "T1w", "T1wCE", "T2w")
 SEED, SIGNAL, PATIENTS, START = 2, 1.0, 6, 3  # seed 2: methylated axial and sagittal series
@@ -144,6 +144,11 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     assert series and not any(a[k] == c.get(k) for k in series)
     with pytest.raises(CohortError, match="already holds a cohort"):
         write_phantom_cohort(tmp_path / "a", seed=1, **kwargs)
+    flair = files(write_phantom_cohort(tmp_path / "f", seed=1, modalities=("FLAIR",), **kwargs).root)
+    assert {k for k in flair if k.endswith(".dcm")} == {k for k in series if "/FLAIR/" in k}
+    assert all(flair[k] == a[k] for k in flair)  # a subset writes the very same FLAIR files
+    with pytest.raises(ConfigError, match="modalities must be a non-empty subset"):
+        write_phantom_cohort(tmp_path / "g", seed=1, modalities=("DWI",), **kwargs)
 
 
 def test_label_changes_nothing_at_zero_signal_and_only_the_tumour_at_full_signal() -> None:

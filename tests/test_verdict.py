@@ -223,6 +223,8 @@ def test_a_pipeline_null_at_its_floor_never_yields_no_signal():
     assert floored.verdict == INCONCLUSIVE and "run at least 19 null trials" in floored.reason
     enough = judge(Evidence("f", runs=[Run(y, s)], pipeline_null=np.linspace(0.40, 0.60, 40)))
     assert enough.verdict == NO_SIGNAL and not enough.pipeline_null.p_value <= enough.pipeline_null.floor
+    one = judge(Evidence("f", runs=[Run(y, s)], pipeline_null=[0.45]))  # p = 1/2 says nothing either way
+    assert one.pipeline_null.p_value == one.pipeline_null.floor == 0.5 and one.verdict == NO_SIGNAL
 
 
 @pytest.mark.parametrize("n_null", [19, 20, 50])

@@ -35,6 +35,8 @@ Is it beyond chance?
 - *The pipeline null*: AUCs of retrained label-permutation trials (each with its own permutation) on the
   same patients give p = (1 + #{null >= observed}) / (1 + n). It enters only when its floor 1 / (n + 1)
   allows a decision at alpha after selection (n >= 19 without selection); then it must reject too.
+  A p at a floor that cannot decide but is at most 0.1 (9 to 18 trials, the observed AUC above all of
+  them) blocks ``no_signal``; fewer trials say nothing either way.
 - "Beyond chance" means: adjusted p <= alpha, and the (adjusted) lower bound > 0.5, and the pipeline
   null (when it can decide) rejects.
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from mgmt_audit.analysis import auc as auc_mod
 from mgmt_audit.analysis import nulls
-from mgmt_audit.analysis.bimodality import dip_test
+from mgmt_audit.analysis.bimodality import bimodality_coefficient, dip_test
 from mgmt_audit.analysis.chance_loss import chance_plateau
 from mgmt_audit.errors import AnalysisInputError
 
@@ -30,6 +30,7 @@ DEFAULT_ALPHA = 0.05
 POWER = 0.8
 CONTROL_MIN = 0.9  # separability the positive control must reach for the pipeline to count as able to learn
 CHANCE_EPOCHS = 3  # a run is at chance when its last 3 epochs' losses lie within 0.01 of H(p)
+FLOOR_SPEAKS = 0.1  # a pipeline-null p at a floor this low (>= 9 null trials) blocks no_signal
 _NORMAL = NormalDist()
 
 # Evaluation designs: what the AUC was measured on.
@@ -141,7 +142,9 @@ class PipelineNull:
 
     ``p_value`` = (1 + #{null >= observed}) / (1 + n) (Ojala & Garriga 2010), ``p_value_adjusted`` after
     selection; ``floor`` is the smallest attainable p, 1 / (n + 1). ``usable``: the floor allows a
-    decision at alpha after selection (``needed`` trials are enough). ``low`` / ``high``: the null
+    decision at alpha after selection (``needed`` trials are enough); a p at a floor of at most
+    ``FLOOR_SPEAKS`` that cannot decide still blocks ``no_signal`` (the observed AUC beat every one of
+    at least 9 null trials); fewer null trials say nothing either way. ``low`` / ``high``: the null
     AUCs' alpha and 1 - alpha quantiles."""
 
     n: int
@@ -157,10 +160,11 @@ class PipelineNull:
 
 @dataclass(frozen=True)
 class Bimodality:
-    """Hartigan's dip test on each run's predictions: p per run (None: constant output), and how many
-    runs are multimodal at alpha."""
+    """The shape of each run's predictions: Hartigan's dip-test p and Sarle's bimodality coefficient
+    per run (None: constant output), and how many runs are multimodal by the dip test at alpha."""
 
     dip_p: tuple[float | None, ...]
+    coefficient: tuple[float | None, ...]
     n_multimodal: int
     n_runs: int
 
@@ -475,7 +479,7 @@ def _rule(ev: Evidence, point: _Point, null: PipelineNull | None) -> tuple[str, 
     if null is not None and null.usable and null.p_value_adjusted <= alpha:
         return INCONCLUSIVE, (f"{why_not}, but the retrained label-permutation null rejects chance "
                               f"(p = {null.p_value_adjusted:.3g}): the two nulls disagree")
-    if null is not None and null.p_value <= null.floor:
+    if null is not None and null.p_value <= null.floor <= FLOOR_SPEAKS:
         return INCONCLUSIVE, (f"{why_not}, but the observed AUC exceeds all {null.n} retrained null "
                               f"trials (p = {null.p_value:.3g}, the floor of {null.n} trials): run at least "
                               f"{null.needed} null trials")
@@ -516,9 +520,9 @@ def _sentence(ev: Evidence, est: Estimate, test: ChanceTest, null: PipelineNull 
              f"on {est.n_pos} positive / {est.n_neg} negative"]
     chance = f"p = {test.p_value:.3g} against chance ({test.method})"
     if ev.selection > 1:
-        chance += (f", {test.p_value_adjusted:.3g} after selecting the best of {ev.selection} "
-                   f"configurations (winner's-curse corrected AUC {est.auc_adjusted:.3f}; the best of "
-                   f"{ev.selection} null configurations reaches {test.expected_best_null_auc:.3f})")
+        chance += (f", {test.p_value_adjusted:.3g} after selection among {ev.selection} (Šidák; "
+                   f"winner's-curse corrected AUC {est.auc_adjusted:.3f}; the best of {ev.selection} "
+                   f"null runs reaches {test.expected_best_null_auc:.3f})")
     parts.append(chance)
     if null is not None:
         text = f"retrained label-permutation null of {null.n} trials: p = {null.p_value:.3g}"
@@ -531,10 +535,13 @@ def _sentence(ev: Evidence, est: Estimate, test: ChanceTest, null: PipelineNull 
 
 def _bimodality(ev: Evidence) -> Bimodality:
     ps: list[float | None] = []
+    coefficients: list[float | None] = []
     for run in ev.runs:
         scores = np.asarray(run.scores, dtype=float)
-        ps.append(dip_test(scores)[1] if scores.size >= 4 and np.ptp(scores) > 0 else None)
-    return Bimodality(tuple(ps), sum(p is not None and p < ev.alpha for p in ps), len(ps))
+        shaped = scores.size >= 4 and np.ptp(scores) > 0
+        ps.append(dip_test(scores)[1] if shaped else None)
+        coefficients.append(bimodality_coefficient(scores) if shaped else None)
+    return Bimodality(tuple(ps), tuple(coefficients), sum(p is not None and p < ev.alpha for p in ps), len(ps))
 
 
 def _loss(ev: Evidence) -> tuple[LossPlateau, ...]:

@@ -143,11 +143,14 @@ def write_phantom_cohort(
     matrix: int = DEFAULT_MATRIX,
     workers: int = 2,
     start_id: int = 0,
+    modalities: Sequence[str] = MODALITIES,
 ) -> PhantomCohort:
     """Write ``out/train/<id>/<modality>/Image-<n>.dcm`` and ``out/train_labels.csv`` (Kaggle layout).
 
     With ``nifti`` also ``out/brats/BraTS2021_<id>/BraTS2021_<id>_{flair,t1,t1ce,t2,seg}.nii.gz`` on
-    the patient's 2 mm RAS grid. Patients are written by a pool of ``workers`` processes.
+    the patient's 2 mm RAS grid (all four contrasts). Patients are written by a pool of ``workers``
+    processes. ``modalities`` limits the DICOM series written; a subset gives the same files for the
+    modalities it keeps as the full set does (every random draw is still made).
     """
     from tqdm import tqdm
 
@@ -155,7 +158,11 @@ def write_phantom_cohort(
     _check_arguments(out, patients, signal, matrix, workers, start_id)
     labels = cohort_labels(patients, seed)
     ids = [start_id + i for i in range(patients)]
-    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti) for pid, lab in zip(ids, labels)]
+    unknown = sorted(set(modalities) - set(MODALITIES))
+    if unknown or not modalities:
+        raise ConfigError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {list(modalities)}")
+    kept = tuple(m for m in MODALITIES if m in modalities)
+    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti, kept) for pid, lab in zip(ids, labels)]
     load_atlas()  # once here: forked workers inherit it
     results = tqdm(_run_jobs(jobs, workers), total=patients, desc="phantom patients", unit="patient", disable=None)
     centres = dict(results)
@@ -201,15 +208,17 @@ def _check_arguments(out: Path, patients: int, signal: float, matrix: int, worke
 
 
 def _write_patient(
-    pid: int, label: int, signal: float, seed: int, out: Path, matrix: int, nifti: bool
+    pid: int, label: int, signal: float, seed: int, out: Path, matrix: int, nifti: bool,
+    modalities: tuple[str, ...] = MODALITIES,
 ) -> tuple[str, tuple[float, float, float]]:
-    """Synthesize one patient and write its four DICOM series (and NIfTI files); return its centre."""
+    """Synthesize one patient and write its DICOM series of ``modalities`` (and, with ``nifti``, its
+    four NIfTI contrasts); return its tumour centre."""
     from pydicom.uid import generate_uid
 
     from mgmt_audit.data.dicom_writer import plane_geometry, write_series
 
     name = f"{pid:05d}"
-    patient = synthesize_patient(pid, label, signal, seed=seed)
+    patient = synthesize_patient(pid, label, signal, seed=seed, modalities=MODALITIES if nifti else modalities)
     rng = np.random.default_rng([seed, _ACQUISITION, pid])
     head_centre = patient.affine[:3, :3] @ (np.array(patient.seg.shape) - 1) / 2 + patient.affine[:3, 3]
     study_uid = generate_uid(entropy_srcs=["mgmt-audit phantom study", str(seed), name])
@@ -229,6 +238,11 @@ def _write_patient(
             tilt_axis=tilt_axis,
         )
         gains[modality] = rng.uniform(600.0, 1500.0)
+        instance_order = str(rng.choice(["ascending", "descending", "shuffled"], p=[0.5, 0.35, 0.15]))
+        first_number = 1 if rng.random() < 0.3 else int(rng.integers(2, 300))
+        file_order = "shuffled" if rng.random() < 0.15 else "instance"
+        if modality not in modalities:
+            continue
         write_series(
             patient.images[modality] * gains[modality],
             patient.affine,
@@ -238,9 +252,9 @@ def _write_patient(
             series_description=modality,
             series_uid=generate_uid(entropy_srcs=["mgmt-audit phantom series", str(seed), name, modality]),
             study_uid=study_uid,
-            instance_order=str(rng.choice(["ascending", "descending", "shuffled"], p=[0.5, 0.35, 0.15])),
-            first_number=1 if rng.random() < 0.3 else int(rng.integers(2, 300)),
-            file_order="shuffled" if rng.random() < 0.15 else "instance",
+            instance_order=instance_order,
+            first_number=first_number,
+            file_order=file_order,
             rescale=(1.0, 0.0),
             rng=np.random.default_rng([seed, _WRITER, pid, k]),
         )

@@ -58,7 +58,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     page = [
         sections.verdict_section(verdicts),
         sections.auc_section(verdicts),
-        sections.probability_section(groups),
+        sections.probability_section(verdicts),
         sections.loss_section(groups),
         sections.probes_section(probes, report.manifests),
         sections.power_section(verdicts),

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from mgmt_audit.analysis.bimodality import bimodality_coefficient, class_separation, dip_test, kde_curves
+from mgmt_audit.analysis.bimodality import kde_curves
 from mgmt_audit.analysis.chance_loss import label_entropy
-from mgmt_audit.analysis.verdict import Verdict
+from mgmt_audit.analysis.verdict import Bimodality, Verdict
 from mgmt_audit.data.controls import digit_classes
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.errors import AnalysisInputError
@@ -24,6 +24,7 @@ from mgmt_audit.report.verdicts import ReportVerdicts
 T = TypeVar("T")
 MAX_PANELS = 8  # seed runs shown per configuration in the probability histograms
 MIN_IMPORTANCE_TRIALS = 6
+MIN_BAND_TRIALS = 5  # null trials before a band of their central 90 % is drawn
 
 
 def verdict_section(verdicts: ReportVerdicts) -> Section:
@@ -45,7 +46,7 @@ def verdict_section(verdicts: ReportVerdicts) -> Section:
         v = c.lead
         status_css = {"right": "verdict-right", "wrong": "verdict-wrong"}.get(c.status or "", "verdict-neutral")
         rows.append([
-            c.cohort, None if c.strength is None else c.strength, f"{v.estimate.n_pos} / {v.estimate.n_neg}",
+            c.cohort, None if c.strength is None else f"{c.strength:g}", f"{v.estimate.n_pos} / {v.estimate.n_neg}",
             v.design, f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]", Cell(c.verdict, status_css),
             v.bound_words, c.expected])
     section.blocks.append(table_block(
@@ -56,12 +57,14 @@ def verdict_section(verdicts: ReportVerdicts) -> Section:
     rows = []
     for cv in verdicts.configurations:
         v = cv.verdict
-        rows.append([("▶ " if cv.selected else "") + cv.group.study.name, cv.group.config,
+        rows.append([cv.group.study.cohort, ("▶ " if cv.selected else "") + cv.group.study.name, cv.group.config,
                      v.estimate.n_runs, cv.group.val_auc, f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]",
                      Cell(v.verdict, "verdict-neutral"), v.reason])
     section.blocks.append(table_block(
-        ["study", "configuration", "seeds", "validation AUC", "evaluation AUC [90%]", "verdict", "why"], rows,
-        title="By configuration"))
+        ["cohort", "study", "configuration", "seeds", "validation AUC", "evaluation AUC [90%]", "verdict", "why"],
+        rows, title="By configuration",
+        note="Selection: each verdict is adjusted for the studies run on its cohort (or, judged on the "
+             "validation patients, for every configuration its study tried)."))
     details = [Block(kind="text", title=cv.group.name, text="; ".join((cv.verdict.sentence, *cv.verdict.supporting)))
                for cv in verdicts.configurations]
     section.blocks.extend(details)
@@ -74,7 +77,8 @@ def auc_section(verdicts: ReportVerdicts) -> Section:
         "Each dot is one seed's AUC on the evaluation patients (the held-out test set when there is one); "
         "the black square is the mean over seeds with its 90% interval (DeLong, the seeds' covariance "
         "estimated); the grey band is the central 90% of the study's retrained label-permutation "
-        "trials on the same patients; the dashed line is chance, the orange line the margin."))
+        f"trials on the same patients (drawn from {MIN_BAND_TRIALS} trials on); the dashed line is chance, "
+        "the orange line the margin."))
     if not verdicts.configurations:
         section.empty = "no finished seed runs (only null or failed trials): nothing to plot"
         return section
@@ -103,8 +107,9 @@ def auc_section(verdicts: ReportVerdicts) -> Section:
 
 
 def _null_band(verdict: Verdict) -> tuple[float, float] | None:
+    """The pipeline null's central 90 %, drawn once it has MIN_BAND_TRIALS trials."""
     null = verdict.pipeline_null
-    return None if null is None else (null.low, null.high)
+    return None if null is None or null.n < MIN_BAND_TRIALS else (null.low, null.high)
 
 
 def _null_p(null) -> str | None:
@@ -115,17 +120,19 @@ def _null_p(null) -> str | None:
     return f"{null.p_value:.3f}"
 
 
-def probability_section(groups: Sequence[Group]) -> Section:
+def probability_section(verdicts: ReportVerdicts) -> Section:
     """Section 3: predicted-probability histograms with KDE per seed, coloured by true label."""
     section = Section("probabilities", "Predicted probabilities by true label", intro=(
-        "Histograms of each seed run's predicted probability of label 1 on the validation patients, "
-        "split by true label, with Gaussian KDE curves. A model with no signal gives one lump near the "
-        "base rate for both classes. Under each panel: Sarle's bimodality coefficient BC (> 0.555 "
-        "suggests two modes), Hartigan's dip-test p (small = not unimodal) and the overlap of the two "
-        f"classes' densities (1 = identical). At most {MAX_PANELS} seeds are shown per configuration."))
-    for cohort, members in by_cohort(groups).items():
-        rows = [(g.config, [_panel(f"seed {r.seed}", r.result.labels, r.result.probs)
-                            for r in g.runs[:MAX_PANELS]]) for g in members]
+        "Histograms of each seed run's predicted probability of label 1 on the evaluation patients the "
+        "verdict is judged on, split by true label, with Gaussian KDE curves. A model with no signal gives "
+        "one lump near the base rate for both classes. Under each panel: Sarle's bimodality coefficient "
+        "BC (> 0.555 suggests two modes) and Hartigan's dip-test p (small = not unimodal), as in the "
+        f"verdict's supporting evidence. At most {MAX_PANELS} seeds are shown per configuration."))
+    for cohort, members in by_cohort(verdicts.configurations, lambda cv: cv.group.study.cohort).items():
+        rows = [(cv.group.config, [_panel(f"seed {trial.seed}", run.labels, run.scores, cv.verdict.bimodality, i)
+                                   for i, (trial, run) in enumerate(zip(cv.group.runs[:MAX_PANELS],
+                                                                        cv.group.evaluation[:MAX_PANELS]))])
+                for cv in members]
         section.blocks.append(figure_block(
             figures.probability_histograms(rows), f"predicted probabilities, cohort {cohort}",
             f"Cohort {cohort}: predicted probabilities per configuration (rows) and seed (columns)."))
@@ -143,22 +150,19 @@ def by_cohort(items: Sequence[T], cohort: Callable[[T], str] = lambda g: g.study
     return cohorts
 
 
-def _panel(title: str, labels: Sequence[int], probs: Sequence[float]) -> figures.ProbabilityPanel:
+def _panel(title: str, labels, probs, shape: Bimodality, run: int) -> figures.ProbabilityPanel:
+    """One run's histogram panel: KDE curves to draw, and the verdict's shape statistics of that run."""
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
     kde: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    notes = []
     try:
         curves = kde_curves(probs, labels, grid=np.linspace(0.0, 1.0, 200))
         grid = np.asarray(curves["grid"])
         kde = {0: (grid, np.asarray(curves["negative"])), 1: (grid, np.asarray(curves["positive"]))}
-        notes.append(f"overlap {class_separation(probs, labels).overlap:.2f}")
     except AnalysisInputError:
-        notes.append("one class constant: no KDE")
-    try:
-        notes.insert(0, f"BC {bimodality_coefficient(probs):.2f}, dip p {dip_test(probs)[1]:.2f}")
-    except AnalysisInputError:
-        notes.insert(0, "constant output")
-    return figures.ProbabilityPanel(title, labels, probs, kde, ", ".join(notes))
+        pass  # a class with one value has no density: the histogram alone is drawn
+    coefficient, dip = shape.coefficient[run], shape.dip_p[run]
+    note = "constant output" if dip is None else f"BC {coefficient:.2f}, dip p {dip:.2f}"
+    return figures.ProbabilityPanel(title, labels, probs, kde, note)
 
 
 def loss_section(groups: Sequence[Group]) -> Section:
@@ -173,10 +177,10 @@ def loss_section(groups: Sequence[Group]) -> Section:
         for g in members:
             runs = [r for r in g.runs if r.result.curves]
             if runs:
-                sets = [figures.CurveSet(f"seed {r.seed}",
-                                         [epoch["train_loss"] for epoch in r.result.curves],
-                                         [epoch["val_loss"] for epoch in r.result.curves])
-                        for r in runs]
+                first = [[e for e in r.result.curves if e.get("fold", 0) == 0] for r in runs]  # CV: fold 0
+                sets = [figures.CurveSet(f"seed {r.seed}", [e["train_loss"] for e in curves],
+                                         [e["val_loss"] for e in curves])
+                        for r, curves in zip(runs, first)]
                 rows.append((g.config, sets, label_entropy(g.positive_share)))
         if rows:
             section.blocks.append(figure_block(
