@@ -24,6 +24,9 @@ from mgmt_audit.analysis.claims.metrics import (
     AUC,
     LABELS,
     METRICS,
+    MICRO,
+    SENSITIVITY,
+    WEIGHTED,
     averages_for,
     canonical,
 )
@@ -216,17 +219,17 @@ def _inputs(metrics, n_pos, n_neg, n, folds, average, classes, class_sizes, tria
 
 
 def _flags(inputs: ClaimInputs, consistency: Consistency) -> list[str]:
-    flags = list(consistency.identities)
+    flags = list(consistency.identities) if MICRO in averages_for(inputs.average, inputs.classes) else []
     fits = [c for c in consistency.checks if c.status == "fits"]
     if fits and all(c.convention == TRUNCATED for c in fits):
         flags.append("possible only if the printed digits were truncated, not rounded")
     if fits and all(c.aggregation.startswith("mean of fold") for c in fits):
         flags.append("possible only as a mean of fold scores, a check with little power")
     if inputs.total is not None and inputs.n_pos is None and inputs.classes == 2:
-        splits = sorted({s for c in fits for s in c.splits})
+        splits = sorted({s for c in fits if c.tp.size for s in c.splits})
         if splits and len(splits) <= 3:
-            flags.append("class split not reported; only " + ", ".join(f"{p}/{q}" for p, q in splits)
-                         + " (positive/negative) fit")
+            flags.append("class split not reported; the counts fit only " + ", ".join(f"{p}/{q}" for p, q in splits)
+                         + " (positive/negative)")
     if AUC in inputs.metrics and len(inputs.metrics) > 1:
         flags.append("both an AUC and accuracy-type numbers given: the AUC is judged; "
                      "the operating point's implied AUC range is shown beside it")
@@ -274,10 +277,13 @@ def _auc_result(inputs: ClaimInputs, consistency: Consistency, flags: list[str])
 
 
 def _multiclass_result(inputs: ClaimInputs, consistency: Consistency, flags: list[str]) -> ClaimResult:
-    correct = sorted({k for c in consistency.survivors for k in c.correct if ACCURACY in c.checked})
-    if ACCURACY not in inputs.metrics or not correct:
-        why = ("no number correct reproduces the accuracy" if ACCURACY in inputs.metrics
-               else "no accuracy reported")
+    # accuracy, or weighted recall (which is accuracy)
+    has_accuracy = ACCURACY in inputs.metrics or (inputs.average == WEIGHTED and SENSITIVITY in inputs.metrics)
+    correct = sorted({k for c in consistency.survivors for k in c.correct
+                      if ACCURACY in c.checked or (c.average == WEIGHTED and SENSITIVITY in c.checked)})
+    if not has_accuracy or not correct:
+        why = ("no number correct reproduces the accuracy" if has_accuracy
+               else "no accuracy (or weighted recall) reported")
         return _unjudged(inputs, consistency, flags, f"multi-class claim: {why}; no AUC-scale bound")
     nir = max(inputs.class_sizes) / sum(inputs.class_sizes) if inputs.class_sizes else None
     acc = accuracy_only(correct, inputs.total, nir, selection=inputs.trials_tried, alpha=inputs.alpha)
