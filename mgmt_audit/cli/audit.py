@@ -68,7 +68,7 @@ def register(subparsers) -> None:
             "AUC their operating point implies (never read as an AUC). " + VERDICT_HELP
         ),
     )
-    metrics = claim.add_argument_group("reported numbers, as printed: 0.947 or 94.7%% (the digits set the precision)")
+    metrics = claim.add_argument_group("reported numbers, as printed: 0.947 or 94.7% (the digits set the precision)")
     metrics.add_argument("--auc", metavar="AUC", help="area under the ROC curve")
     metrics.add_argument("--accuracy", metavar="ACC", help="accuracy (share correct)")
     metrics.add_argument("--sensitivity", "--recall", dest="sensitivity", metavar="SENS",

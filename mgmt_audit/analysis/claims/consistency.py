@@ -22,6 +22,7 @@ a test set used for tuning. Three aggregations:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -346,11 +347,15 @@ def _multiclass(counts: Mapping[str, PrintedNumber], n: int, classes: int,
 
 @contextmanager
 def _quiet_mlscorecheck() -> Iterator[None]:
+    """mlscorecheck logs every step at INFO, and PuLP 3 warns that the CBC call mlscorecheck uses is
+    deprecated (pyproject pins pulp < 4, where it still exists): neither is the caller's business."""
     logger = logging.getLogger("mlscorecheck")
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulp\.")
+            yield
     finally:
         logger.setLevel(level)
 
