@@ -136,8 +136,13 @@ class Check:
                 for i in range(stop)]
 
     @property
+    def what(self) -> str:
+        """The averaging checked, in words ("an attainable AUC" for an AUC alone)."""
+        return "an attainable AUC" if self.checked == (AUC,) else f"{AVERAGE_LABELS[self.average]} averaging"
+
+    @property
     def label(self) -> str:
-        return f"{self.aggregation}, {AVERAGE_LABELS[self.average]} averaging, {self.convention}"
+        return f"{self.aggregation}, {self.what}, {self.convention}"
 
     @property
     def status(self) -> str:
@@ -440,9 +445,9 @@ def describe_checks(checks: list[Check]) -> str:
     parts = []
     for aggregation in dict.fromkeys(c.aggregation for c in checks):
         group = [c for c in checks if c.aggregation == aggregation]
-        averages = ", ".join(AVERAGE_LABELS[a] for a in dict.fromkeys(c.average for c in group))
+        averages = ", ".join(dict.fromkeys(c.what for c in group))
         conventions = " or ".join(dict.fromkeys(c.convention for c in group))
-        parts.append(f"{aggregation} ({averages} averaging; {conventions})")
+        parts.append(f"{aggregation} ({averages}; {conventions})")
     return "; ".join(parts)
 
 
