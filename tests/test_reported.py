@@ -26,3 +26,16 @@ def test_precision_follows_the_digits_given():
 def test_bad_numbers_are_refused_with_the_fix(text, message):
     with pytest.raises(AnalysisInputError, match=message):
         parse_proportion(text, "an AUC")
+
+
+def test_rounded_and_truncated_intervals_decide_membership_exactly():
+    sens = parse_proportion("96.31%")
+    assert sens.contains(157 / 163, "truncated") and not sens.contains(157 / 163, "rounded")  # 96.319 %
+    assert sens.miss(157 / 163, "rounded") == pytest.approx((157 / 163 - 0.96315) / 1e-4)
+    assert sens.miss(157 / 163, "truncated") == 0.0
+    half = parse_proportion("0.5")
+    assert half.contains(0.55, "rounded") and not half.contains(0.6, "truncated")  # [0.5, 0.6) is half-open
+    assert half.contains(0.5999, "truncated") and not half.contains(float("nan"), "rounded")
+    assert half.miss(float("nan"), "rounded") == float("inf")
+    with pytest.raises(AnalysisInputError, match="convention"):
+        half.interval("floor")

@@ -299,7 +299,7 @@ def judge(ev: Evidence) -> Verdict:
     bimodality = _bimodality(ev) if ev.runs else None
     loss = _loss(ev)
     supporting = _supporting(ev, bimodality, loss)
-    words = _bound_words(est, ev.margin, label)
+    words = bound_words(est.ci_low, est.ci_high, ev.margin, label)
     sentence = _sentence(ev, est, main.test, null, label, words)
     return Verdict(
         name=ev.name, verdict=label, reason=reason, bound_words=words, sentence=sentence,
@@ -439,42 +439,64 @@ def _pipeline_null(ev: Evidence, observed: float) -> PipelineNull:
 
 
 def _rule(ev: Evidence, point: _Point, null: PipelineNull | None) -> tuple[str, str]:
-    """The four outcomes, in order; the reason says which part of the rule decided."""
-    est, test, alpha, margin = point.estimate, point.test, ev.alpha, ev.margin
-    after = f" after selection among {ev.selection}" if ev.selection > 1 else ""
-    if point.constant:
+    """The four outcomes for one family's evidence at one point (see :func:`decide`)."""
+    est, test = point.estimate, point.test
+    return decide(test.p_value, test.p_value_adjusted, est.ci_low, est.ci_high, margin=ev.margin,
+                  alpha=ev.alpha, selection=ev.selection, constant=point.constant, null=null,
+                  control_separability=ev.control_separability)
+
+
+def decide(
+    p_value: float, p_value_adjusted: float, ci_low: float, ci_high: float, *, margin: float,
+    alpha: float = DEFAULT_ALPHA, selection: int = 1, constant: bool = False,
+    null: PipelineNull | None = None, control_separability: float | None = None,
+) -> tuple[str, str]:
+    """The rules of :mod:`mgmt_audit.analysis` over plain numbers: (outcome, reason).
+
+    ``p_value`` / ``p_value_adjusted``: the one-sided test of AUC > 0.5 before and after selection
+    among ``selection`` configurations; ``ci_low`` / ``ci_high``: one-sided bounds on the AUC at level
+    ``alpha`` each (the lower one already at the selection-adjusted level), both in [0, 1];
+    ``margin``: the smallest AUC of interest, in (0.5, 1]. ``constant``: every run predicts one value;
+    ``null``: the retrained label-permutation null, when run; ``control_separability``: the positive
+    control's final-layer separability, when known. The outcomes are checked in order; the reason says
+    which part of the rule decided. :func:`judge` calls this for AUC evidence; reported accuracies,
+    sensitivities and specificities (:mod:`mgmt_audit.analysis.claims`) call it with the bounds on the
+    AUC their operating point implies.
+    """
+    after = f" after selection among {selection}" if selection > 1 else ""
+    if constant:
         return INCONCLUSIVE, ("every run predicts one value for all patients: a collapsed model says "
                               "nothing about the images")
-    if est.ci_high < 0.5:
+    if ci_high < 0.5:
         return INCONCLUSIVE, ("AUC below 0.5 beyond its interval: worse than chance, which points to "
                               "inverted labels or a pipeline bug, not to the absence of a signal")
-    test_beyond = test.p_value_adjusted <= alpha
-    bound_beyond = est.ci_low > 0.5
+    test_beyond = p_value_adjusted <= alpha
+    bound_beyond = ci_low > 0.5
     null_blocks = null is not None and null.usable and null.p_value_adjusted > alpha
     if test_beyond and bound_beyond and not null_blocks:
-        if est.ci_high < margin:
+        if ci_high < margin:
             return SIGNAL_BELOW_MARGIN, (f"beyond chance at alpha {alpha:g}{after}, but the upper bound "
-                                         f"{est.ci_high:.3f} lies below the margin {margin:g}: real and small")
+                                         f"{ci_high:.3f} lies below the margin {margin:g}: real and small")
         return SIGNAL, (f"beyond chance at alpha {alpha:g}{after}, and an AUC of {margin:g} or more "
                         "is not excluded")
     if test_beyond and not bound_beyond:
-        why_not = f"the test rejects chance but the lower bound {est.ci_low:.3f} does not exceed 0.5"
+        why_not = f"the test rejects chance but the lower bound {ci_low:.3f} does not exceed 0.5"
     elif null_blocks:
         why_not = (f"the retrained label-permutation null does not reject chance (p = "
                    f"{null.p_value_adjusted:.3g}{after})")
-    elif test.p_value <= alpha:
-        why_not = f"beyond chance before the selection adjustment (p = {test.p_value:.3g}), not after"
+    elif p_value <= alpha:
+        why_not = f"beyond chance before the selection adjustment (p = {p_value:.3g}), not after"
     else:
-        why_not = f"not beyond chance (p = {test.p_value_adjusted:.3g}{after})"
-    if est.ci_high >= margin:
-        return INCONCLUSIVE, f"{why_not}, and an AUC up to {est.ci_high:.3f} cannot be excluded"
-    if est.ci_low <= 1 - margin:
-        return INCONCLUSIVE, (f"{why_not}; an inverted signal (AUC down to {est.ci_low:.3f}, i.e. "
-                              f"{1 - est.ci_low:.3f} with the labels swapped) cannot be excluded: "
+        why_not = f"not beyond chance (p = {p_value_adjusted:.3g}{after})"
+    if ci_high >= margin:
+        return INCONCLUSIVE, f"{why_not}, and an AUC up to {ci_high:.3f} cannot be excluded"
+    if ci_low <= 1 - margin:
+        return INCONCLUSIVE, (f"{why_not}; an inverted signal (AUC down to {ci_low:.3f}, i.e. "
+                              f"{1 - ci_low:.3f} with the labels swapped) cannot be excluded: "
                               "check the label coding")
-    if ev.control_separability is not None and ev.control_separability < CONTROL_MIN:
+    if control_separability is not None and control_separability < CONTROL_MIN:
         return INCONCLUSIVE, (f"{why_not}, but the positive control separated only "
-                              f"{ev.control_separability:.2f} (< {CONTROL_MIN}): the pipeline may be "
+                              f"{control_separability:.2f} (< {CONTROL_MIN}): the pipeline may be "
                               "unable to learn any signal")
     if null is not None and null.usable and null.p_value_adjusted <= alpha:
         return INCONCLUSIVE, (f"{why_not}, but the retrained label-permutation null rejects chance "
@@ -484,7 +506,7 @@ def _rule(ev: Evidence, point: _Point, null: PipelineNull | None) -> tuple[str, 
                               f"trials (p = {null.p_value:.3g}, the floor of {null.n} trials): run at least "
                               f"{null.needed} null trials")
     return NO_SIGNAL, (f"{why_not}, and an AUC of {margin:g} or more is excluded (upper bound "
-                       f"{est.ci_high:.3f} < {margin:g})")
+                       f"{ci_high:.3f} < {margin:g})")
 
 
 def _span(main: Estimate, low: Estimate, high: Estimate) -> Estimate:
@@ -494,9 +516,10 @@ def _span(main: Estimate, low: Estimate, high: Estimate) -> Estimate:
                     main.n_pos, main.n_neg, main.n_runs, main.run_aucs)
 
 
-def _bound_words(est: Estimate, margin: float, label: str) -> str:
-    """What the interval excludes or cannot exclude, in words, for the verdict ``label``."""
-    lo, hi = est.ci_low, est.ci_high
+def bound_words(ci_low: float, ci_high: float, margin: float, label: str) -> str:
+    """What the AUC bounds [``ci_low``, ``ci_high``] exclude or cannot exclude, in words, for the
+    verdict ``label`` (one of ``OUTCOMES``) at ``margin``."""
+    lo, hi = ci_low, ci_high
     if label == SIGNAL:
         return f"AUC {lo:.2f} to {hi:.2f}: above chance, AUC >= {margin:g} not excluded"
     if label == SIGNAL_BELOW_MARGIN:

@@ -1,10 +1,11 @@
-"""``mgmt-audit audit`` (per-patient predictions) and ``audit-claim`` (a reported AUC)."""
+"""``mgmt-audit audit`` (per-patient predictions) and ``audit-claim`` (numbers reported in a paper)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from mgmt_audit.analysis.claims.metrics import AVERAGE_CHOICES
 from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
 
 VERDICT_HELP = (
@@ -56,23 +57,66 @@ def register(subparsers) -> None:
 
     claim = subparsers.add_parser(
         "audit-claim",
-        help="audit an AUC reported in a paper from its class sizes",
+        help="audit numbers reported in a paper (AUC, accuracy, sensitivity, ...) from the class sizes",
         description=(
-            "For a number in a paper: the interval its printed digits stand for, the Hanley-McNeil "
-            "interval, the one-sided test against chance, the correction for picking the best of N "
-            "trials, and the verdict judged at both ends of the rounding. " + VERDICT_HELP
+            "For numbers in a paper: are they arithmetically possible together (is there a confusion "
+            "matrix, or a set of fold matrices, that reproduces every printed number to its digits, "
+            "rounded or truncated, under binary, micro, macro or weighted averaging)? What exact "
+            "intervals do they carry, are they beyond chance and beyond the no-information rate after "
+            "picking the best of N trials, what AUC does the operating point imply, and the verdict. A "
+            "reported AUC is judged as an AUC (Hanley-McNeil, Mann-Whitney); accuracy-type numbers on the "
+            "AUC their operating point implies (never read as an AUC). " + VERDICT_HELP
         ),
     )
-    claim.add_argument("--auc", required=True, metavar="AUC",
-                       help="the reported AUC as printed: 0.59, or 59%% (its digits set its precision)")
-    claim.add_argument("--n-pos", type=int, required=True, help="positive cases in the test set")
-    claim.add_argument("--n-neg", type=int, required=True, help="negative cases in the test set")
-    claim.add_argument("--trials-tried", type=int, default=1, metavar="N",
-                       help="trials (configurations, seeds) the number was the best of (default: 1)")
+    metrics = claim.add_argument_group("reported numbers, as printed: 0.947 or 94.7% (the digits set the precision)")
+    metrics.add_argument("--auc", metavar="AUC", help="area under the ROC curve")
+    metrics.add_argument("--accuracy", metavar="ACC", help="accuracy (share correct)")
+    metrics.add_argument("--sensitivity", "--recall", dest="sensitivity", metavar="SENS",
+                         help="sensitivity = recall = true positive rate")
+    metrics.add_argument("--specificity", metavar="SPEC", help="specificity = true negative rate")
+    metrics.add_argument("--precision", "--ppv", dest="precision", metavar="PPV",
+                         help="precision = positive predictive value")
+    metrics.add_argument("--npv", metavar="NPV", help="negative predictive value")
+    metrics.add_argument("--f1", metavar="F1", help="F1 score")
+    metrics.add_argument("--balanced-accuracy", dest="balanced_accuracy", metavar="BACC",
+                         help="balanced accuracy (mean recall)")
+    design = claim.add_argument_group("what the numbers were measured on")
+    design.add_argument("--n-pos", type=int, help="positive cases in the evaluation set (with --n-neg)")
+    design.add_argument("--n-neg", type=int, help="negative cases in the evaluation set (with --n-pos)")
+    design.add_argument("--n", type=int, help="cases in the evaluation set when the class split is not "
+                                              "reported: every split is searched")
+    design.add_argument("--class-sizes", type=_sizes, metavar="N1,N2,...",
+                        help="cases per class of a multi-class claim (sets --classes and the no-information rate)")
+    design.add_argument("--classes", type=int, default=2, help="number of classes (default: 2)")
+    design.add_argument("--folds", type=int, metavar="K",
+                        help="k-fold cross-validation: checked as counts pooled over the folds and as a "
+                             "mean of fold scores")
+    design.add_argument("--average", default="any", choices=AVERAGE_CHOICES,
+                        help="how precision / recall / F1 were averaged: binary (the stated positive class), "
+                             "micro, macro, weighted, or any (default: try each, and binary with either class "
+                             "positive)")
+    design.add_argument("--trials-tried", type=int, default=1, metavar="N",
+                        help="trials (configurations, seeds) the numbers were the best of (default: 1)")
     claim.add_argument("--margin", type=margin_type, default=DEFAULT_MARGIN,
                        help=f"smallest AUC of interest (default: {DEFAULT_MARGIN})")
-    claim.add_argument("--json", action="store_true", help="print JSON instead of text")
+    claim.add_argument("--literature", nargs="?", const="", metavar="FILE",
+                       help="audit the published claims instead: data_manifests/claims/ (default) or a "
+                            "TOML file or folder of them; one row per claim")
+    claim.add_argument("--format", choices=("text", "review", "json"), default="text",
+                       help="text (default), review (a paragraph a referee can paste), or json")
+    claim.add_argument("--json", action="store_true", help="print JSON (same as --format json)")
     claim.set_defaults(func=_audit_claim)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """argparse type of --class-sizes: "66,31,20"."""
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"class sizes are whole numbers separated by commas, got {text!r}")
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"give at least two class sizes, each >= 1, got {text!r}")
+    return sizes
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -89,8 +133,33 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _audit_claim(args: argparse.Namespace) -> int:
-    from mgmt_audit.analysis.claim import audit_claim, format_claim
+    from mgmt_audit.analysis.claims import audit_claim
+    from mgmt_audit.analysis.claims.metrics import METRICS
+    from mgmt_audit.analysis.claims.text import format_claim, format_review
 
-    result = audit_claim(args.auc, args.n_pos, args.n_neg, args.trials_tried, margin=args.margin)
-    print(json.dumps(result.to_dict(), indent=1) if args.json else format_claim(result))
+    fmt = "json" if args.json else args.format
+    if args.literature is not None:
+        return _literature(args, fmt)
+    given = {m: getattr(args, m) for m in METRICS if getattr(args, m) is not None}
+    result = audit_claim(given, n_pos=args.n_pos, n_neg=args.n_neg, n=args.n, folds=args.folds,
+                         average=args.average, classes=args.classes, class_sizes=args.class_sizes,
+                         trials_tried=args.trials_tried, margin=args.margin)
+    if fmt == "json":
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(format_review(result) if fmt == "review" else format_claim(result))
+    return 0
+
+
+def _literature(args: argparse.Namespace, fmt: str) -> int:
+    from mgmt_audit.analysis.claims.literature import audit_literature, format_literature, load_claims
+    from mgmt_audit.analysis.claims.text import format_review
+
+    rows = audit_literature(load_claims(args.literature or None), margin=args.margin)
+    if fmt == "json":
+        print(json.dumps({"claims": [row.to_dict() for row in rows]}, indent=1))
+    elif fmt == "review":
+        print("\n\n".join(f"{row.claim.id} ({row.claim.quoted_from}): {format_review(row.result)}" for row in rows))
+    else:
+        print(format_literature(rows))
     return 0
