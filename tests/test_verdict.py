@@ -260,3 +260,25 @@ def test_bad_parameters_raise(kwargs, message):
 def test_no_auc_evidence_raises():
     with pytest.raises(AnalysisInputError, match="neither runs nor a reported AUC"):
         judge(Evidence("empty"))
+
+
+def test_seed_offsets_do_not_make_chance_models_multimodal():
+    # five chance-level seeds whose predictions sit at different base rates: pooled, the dip test
+    # calls them multimodal; one run at a time, none is
+    from mgmt_audit.analysis.bimodality import dip_test
+
+    rng = np.random.default_rng(14)
+    y = np.r_[np.ones(30, int), np.zeros(30, int)]
+    runs = [Run(y, rng.normal(0.3 + 0.1 * k, 0.02, 60)) for k in range(5)]
+    assert dip_test(np.concatenate([r.scores for r in runs]))[1] < 0.05
+    v = judge(Evidence("f", runs=runs))
+    assert v.bimodality.n_multimodal == 0 and all(p > 0.05 for p in v.bimodality.dip_p)
+    assert "predictions multimodal (dip test p < 0.05) in 0 of 5 run(s)" in v.supporting[0]
+
+
+def test_selection_never_lowers_p_even_for_constant_predictions():
+    # all predictions 0.5 after a 40-trial search: the landed code gave raw p 1 and adjusted p 0.503
+    y = np.r_[np.ones(30, int), np.zeros(30, int)]
+    v = judge(Evidence("f", runs=[Run(y, np.full(60, 0.5))], selection=40))
+    assert v.test.p_value == 1.0 and v.test.p_value_adjusted == 1.0
+    assert v.verdict == INCONCLUSIVE
