@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mgmt_audit.config import load_study
+from mgmt_audit.study.spec import load_study
 from mgmt_audit.study.runner import default_storage, load_existing_study
 
 

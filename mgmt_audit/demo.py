@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
-from mgmt_audit.config import StudySpec
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
+from mgmt_audit.study.spec import StudySpec
 
 Log = Callable[[str], None]
 
@@ -77,7 +77,7 @@ class DemoResult:
 
 def demo_spec(name: str) -> StudySpec:
     """A study's smoke profile with the demo's split (``DEMO_TRAIN``) and margin."""
-    from mgmt_audit.config import load_study
+    from mgmt_audit.study.spec import load_study
 
     return load_study(name, PROFILE, overrides={"train": DEMO_TRAIN, "analysis": {"margin": DEMO_MARGIN}})
 
@@ -85,7 +85,7 @@ def demo_spec(name: str) -> StudySpec:
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log = print) -> DemoResult:
     """Write and ingest the cohorts, run every study of the plan on each (and, with probes, the
     MNIST-digits control), build the report."""
-    from mgmt_audit.config import load_study
+    from mgmt_audit.study.spec import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
     from mgmt_audit.study.runner import RunOptions, default_storage, run_study, safe_url
@@ -151,7 +151,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
 def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print) -> Manifest:
     """Write the phantom DICOM cohort into ``folder/raw`` and ingest it into ``folder/cache``
     (each step skipped when its output is already there)."""
-    from mgmt_audit.config import preprocess_spec
+    from mgmt_audit.study.spec import preprocess_spec
     from mgmt_audit.data.ingest import ingest
     from mgmt_audit.data.phantom import write_phantom_cohort
 

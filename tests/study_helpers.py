@@ -83,7 +83,7 @@ def schedule_only(spec_path: str, url: str, target: int, delay: float, barrier: 
                   results: Any = None) -> int:
     """A worker that runs the real scheduler but 'trains' by sleeping; the value is the lr. With a
     ``barrier`` it waits for its peers before the first trial and puts its count on ``results``."""
-    from mgmt_audit.config import load_study
+    from mgmt_audit.study.spec import load_study
     from mgmt_audit.study.runner import StudyDone, StudyLock, next_trial, open_storage, open_study
 
     spec = load_study(spec_path, "smoke")

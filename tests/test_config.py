@@ -1,5 +1,6 @@
-"""Study specs: every shipped spec loads in both profiles, profiles override the base, bad specs fail
-with a message naming the file and key, and specs are found in the documented order."""
+"""Study specs (``mgmt_audit.study.spec``): every shipped spec loads in both profiles, profiles
+override the base, bad specs fail with a message naming the file and key, specs are found in the
+documented order, and the typed accessors read preprocessing keys and ``+``-joined modality choices."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from mgmt_audit.cli import main
-from mgmt_audit.config import STUDIES_ENV, find_study, list_studies, load_study, parse_study
+from mgmt_audit.study.spec import (
+    STUDIES_ENV,
+    find_study,
+    list_studies,
+    load_study,
+    modalities_of,
+    parse_study,
+)
 from mgmt_audit.errors import ConfigError
 from mgmt_audit.train.config import TrainConfig
 
@@ -151,6 +159,10 @@ def test_search_keys_map_into_the_training_config(tmp_path):
         (('[seeds]\ncount = 2', '[seeds]\ncount = 2\n[sampler]\nname = "grid"'),
          "the grid sampler needs categorical or int dimensions"),
         (('size = 16', 'size = 16\nslice_mode = "middle"'), "slice_mode must be one of"),
+        (('[seeds]', '[search.modalities]\ntype = "categorical"\nchoices = ["FLAIR", "FLAIR+DWI"]\n[seeds]'),
+         "search.modalities.choices: 'FLAIR+DWI' must join distinct names from"),
+        (('[seeds]', '[search.modalities]\ntype = "categorical"\nchoices = ["T2w+T2w"]\n[seeds]'),
+         "search.modalities.choices: 'T2w+T2w' must join distinct names"),
     ],
 )
 def test_bad_spec_names_file_and_key(tmp_path, edit, message):
@@ -159,6 +171,20 @@ def test_bad_spec_names_file_and_key(tmp_path, edit, message):
     with pytest.raises(ConfigError) as info:
         spec_from(MINIMAL.replace(old, new), tmp_path)
     assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)
+
+
+def test_typed_accessors_for_preprocessing_keys_and_modality_choices(tmp_path):
+    cnn = load_study("cnn2d_sweep", "paper")
+    searched = {p.key: p.preprocess_field for p in cnn.search}
+    assert searched["preprocess.size"] == "size" and searched["lr"] is None
+    assert [p.key for p in cnn.preprocess_search] == ["preprocess.size"]
+    modalities = next(p for p in cnn.search if p.key == "modalities")
+    assert all(choice == modalities_of(raw) for choice, raw in zip(modalities.modality_choices, modalities.choices))
+    assert modalities_of("FLAIR+T1wCE") == ("FLAIR", "T1wCE") and modalities_of("T2w") == ("T2w",)
+    text = MINIMAL.replace("[seeds]", '[search.modalities]\ntype = "categorical"\nchoices = ["T2w+FLAIR", "T1w"]\n[seeds]')
+    spec = spec_from(text, tmp_path)
+    assert spec.modalities_read == ("FLAIR", "T2w", "T1w")  # data.modalities first, then each choice's new ones
+    assert spec_from(MINIMAL, tmp_path).preprocess_search == () and spec.search[0].modality_choices == ()
 
 
 def test_invalid_toml_and_name_mismatch(tmp_path, monkeypatch):

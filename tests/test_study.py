@@ -19,7 +19,7 @@ from cache_factory import write_cache
 from study_helpers import assert_exact_and_unique, schedule_only, tiny_cache, trial_key, write_spec
 
 from mgmt_audit.cli import main
-from mgmt_audit.config import load_study
+from mgmt_audit.study.spec import load_study
 from mgmt_audit.models import build
 from mgmt_audit.study.runner import load_existing_study, safe_url, sampler_seed
 from mgmt_audit.train.seeding import derived_seed, seed_everything

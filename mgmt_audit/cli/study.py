@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mgmt_audit.config import list_studies, study_dirs
+    from mgmt_audit.study.spec import list_studies, study_dirs
 
     print("searched: " + ", ".join(f"{origin} ({folder})" for folder, origin in study_dirs()))
     for name, path, origin in list_studies():
@@ -75,14 +75,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mgmt_audit.config import load_study
+    from mgmt_audit.study.spec import load_study
 
     print(load_study(args.name, args.profile).to_toml(), end="")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mgmt_audit.config import load_study
+    from mgmt_audit.study.spec import load_study
     from mgmt_audit.study.runner import RunOptions, default_storage, run_study
 
     spec = load_study(args.name, args.profile)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgmt_audit.config import StudySpec, preprocess_spec
+from mgmt_audit.study.spec import StudySpec, preprocess_spec
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.study.artifacts import study_folder
@@ -69,7 +69,7 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     """Where ``spec``'s trials read their data: ``data`` (a cache with manifest.json or a raw root with
     train_labels.csv) or a phantom cohort of planted signal ``phantom`` (written once, then reused)."""
     layout = "brats-task1" if spec.data["view"] in MASK_VIEWS else "rsna-miccai"
-    modalities = tuple(_all_modalities(spec))
+    modalities = spec.modalities_read
     digits = spec.data["dataset"] == DIGITS_DATASET
     if digits and phantom is not None:
         raise ConfigError(
@@ -88,10 +88,10 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
                             modalities=modalities, cache_root=cache_root)
     folder = Path(data)
     if (folder / MANIFEST_NAME).is_file():
-        if any(p.key.startswith("preprocess.") for p in spec.search):
+        if spec.preprocess_search:
             raise ConfigError(
                 f"{folder} is one ingested cache but study {spec.name} searches preprocessing "
-                f"({[p.key for p in spec.search if p.key.startswith('preprocess.')]}): pass the raw "
+                f"({[p.key for p in spec.preprocess_search]}): pass the raw "
                 "cohort root to --data so each value gets its own cache"
             )
         manifest = Manifest.load(folder)
@@ -133,9 +133,9 @@ def digits_cohort(spec: StudySpec, runs_dir: str | Path) -> Manifest:
 
     from mgmt_audit.data.controls import write_digits_cohort
 
-    if any(p.key.startswith("preprocess.") for p in spec.search):
+    if spec.preprocess_search:
         raise ConfigError(f"study {spec.name}: a digits cohort is written at one size; remove the "
-                          "preprocess.* search keys")
+                          f"search keys {[p.key for p in spec.preprocess_search]}")
     settings = {**DIGITS_DEFAULTS, **spec.data.get("phantom", {})}
     n, seed = int(settings["patients"]), int(settings["seed"])
     shape = preprocess_spec(spec.preprocess)
@@ -151,12 +151,3 @@ def digits_cohort(spec: StudySpec, runs_dir: str | Path) -> Manifest:
         shutil.rmtree(folder, ignore_errors=True)  # a write cut short: the manifest comes last
         return write_digits_cohort(folder, n=n, size=height, depth=shape.depth, seed=seed)
 
-
-def _all_modalities(spec: StudySpec) -> list[str]:
-    """Every modality a trial of the spec may read (the data's and a ``modalities`` search's)."""
-    names = list(spec.data["modalities"])
-    for param in spec.search:
-        if param.key == "modalities":
-            for choice in param.choices:
-                names.extend(m for m in str(choice).split("+") if m not in names)
-    return names

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mgmt_audit.atomic import atomic_path, atomic_write_text
-from mgmt_audit.config import PRETRAIN_FAMILY
+from mgmt_audit.study.spec import PRETRAIN_FAMILY
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.study.data import CohortSource

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgmt_audit.config import PRUNERS, SAMPLERS, StudySpec
+from mgmt_audit.study.spec import PRUNERS, SAMPLERS, StudySpec
 from mgmt_audit.errors import ConfigError, MgmtAuditError
 from mgmt_audit.study.artifacts import save_trial, study_folder, trial_folder
 
@@ -517,7 +517,7 @@ def run_study(
         source = with_pretrain_modalities(source, spec.pretrain["modalities"])
         log(f"pretrain: SimCLR {spec.pretrain} on the training patients of each seed, states in "
             f"{study_folder(options.runs_dir, spec.name) / 'pretrain'}")
-    if not any(p.key.startswith("preprocess.") for p in spec.search):
+    if not spec.preprocess_search:
         log(f"data: {source(spec.preprocess_dict({}))}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with StudyLock(options.storage, spec.name).held():  # created once, before any worker starts

@@ -19,8 +19,8 @@ A spec file holds::
 
 Search keys name a training-config field (``lr``), a field inside one of its tables
 (``model_params.depth``, ``view_params.n_slices``, ``augment.flip_prob``) or a preprocessing parameter
-(``preprocess.size``: each value gets its own cache). A categorical ``modalities`` choice is a string;
-``"FLAIR+T1wCE"`` means both.
+(``preprocess.size``: each value gets its own cache; :attr:`ParamSpec.preprocess_field`). A categorical
+``modalities`` choice is a string; ``"FLAIR+T1wCE"`` means both (:func:`modalities_of`).
 
 A ``[pretrain]`` table (model family ``simclr_resnet18`` only) makes every trial start its encoder
 from a SimCLR pretraining on unlabelled slices of the trial's training patients (see
@@ -67,12 +67,19 @@ PHANTOM_KEYS = {"patients", "matrix", "seed"}
 MODEL_KEYS = {"family", "params", "preset"}
 MODEL_PRESETS = ("paper", "smoke")
 TABLE_FIELDS = ("model_params", "view_params", "scheduler_params", "augment")
+PREPROCESS_PREFIX = "preprocess"  # search keys ``preprocess.<field>`` set a preprocessing parameter
+MODALITIES_KEY = "modalities"  # the search key whose choices are ``+``-joined modality names
 PRETRAIN_FAMILY = "simclr_resnet18"
 PRETRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 10, "batch_size": 64, "lr": 1e-3, "temperature": 0.5, "projection_dim": 128,
     "modalities": list(MODALITIES),
 }
 PRETRAIN_KEYS = {*PRETRAIN_DEFAULTS, "slices"}
+
+
+def modalities_of(choice: Any) -> tuple[str, ...]:
+    """The modalities a ``modalities`` search choice names: ``"FLAIR+T1wCE"`` -> ``("FLAIR", "T1wCE")``."""
+    return tuple(str(choice).split("+"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,21 @@ class ParamSpec:
     high: float | None = None
     step: float | None = None
     choices: tuple[Any, ...] = ()
+
+    @property
+    def preprocess_field(self) -> str | None:
+        """The preprocessing parameter this dimension sets (``"size"`` for ``preprocess.size``), or
+        None for a training-config key."""
+        head, _, field_name = self.key.partition(".")
+        return field_name if head == PREPROCESS_PREFIX else None
+
+    @property
+    def modality_choices(self) -> tuple[tuple[str, ...], ...]:
+        """For the ``modalities`` dimension, each choice as the modalities it names
+        (``"FLAIR+T1wCE"`` -> ``("FLAIR", "T1wCE")``); empty for any other dimension."""
+        if self.key != MODALITIES_KEY:
+            return ()
+        return tuple(modalities_of(choice) for choice in self.choices)
 
     def distribution(self) -> Any:
         """The Optuna distribution of this dimension."""
@@ -155,7 +177,22 @@ class StudySpec:
 
     @property
     def preprocess(self) -> dict[str, Any]:
+        """The ``[data.preprocess]`` table (the preprocessing of trials that search none of it)."""
         return dict(self.data.get("preprocess", {}))
+
+    @property
+    def preprocess_search(self) -> tuple[ParamSpec, ...]:
+        """The search dimensions that set a preprocessing parameter (each value gets its own cache)."""
+        return tuple(p for p in self.search if p.preprocess_field is not None)
+
+    @property
+    def modalities_read(self) -> tuple[str, ...]:
+        """Every modality a trial may read: ``data.modalities`` then those of a ``modalities`` search."""
+        names = list(self.data["modalities"])
+        for param in self.search:
+            for choice in param.modality_choices:
+                names.extend(m for m in choice if m not in names)
+        return tuple(names)
 
     def distributions(self) -> dict[str, Any]:
         """Search key -> Optuna distribution."""
@@ -177,11 +214,12 @@ class StudySpec:
             "modalities": list(self.data["modalities"]),
             **{k: (dict(v) if isinstance(v, dict) else v) for k, v in self.train.items()},
         }
+        preprocessing = {p.key for p in self.preprocess_search}
         for key, value in params.items():
-            if key.startswith("preprocess."):
+            if key in preprocessing:
                 continue
-            if key == "modalities":
-                config["modalities"] = str(value).split("+")
+            if key == MODALITIES_KEY:
+                config["modalities"] = list(modalities_of(value))
             elif "." in key:
                 table, sub = key.split(".", 1)
                 config.setdefault(table, {})[sub] = value
@@ -196,7 +234,7 @@ class StudySpec:
     def preprocess_dict(self, params: dict[str, Any]) -> dict[str, Any]:
         """The preprocessing parameters for one point of the search space."""
         values = self.preprocess
-        values.update({k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("preprocess.")})
+        values.update({p.preprocess_field: params[p.key] for p in self.preprocess_search if p.key in params})
         return values
 
     def example_params(self) -> dict[str, Any]:
@@ -224,7 +262,7 @@ def study_dirs() -> list[tuple[Path, str]]:
     dirs = [(Path.cwd() / "studies", "./studies")]
     if os.environ.get(STUDIES_ENV):
         dirs.append((Path(os.environ[STUDIES_ENV]), f"${STUDIES_ENV}"))
-    dirs.append((Path(__file__).resolve().parent.parent / "studies", "package source tree"))
+    dirs.append((Path(__file__).resolve().parents[2] / "studies", "package source tree"))
     return dirs
 
 
@@ -468,9 +506,9 @@ def _param(where: str, key: str, table: Any) -> ParamSpec:
     if kind not in PARAM_TYPES:
         raise ConfigError(f"{where}: {label}.type must be one of {list(PARAM_TYPES)}, got {kind!r}")
     head = key.split(".", 1)[0]
-    if "." in key and head not in (*TABLE_FIELDS, "preprocess"):
+    if "." in key and head not in (*TABLE_FIELDS, PREPROCESS_PREFIX):
         raise ConfigError(
-            f"{where}: {label}: a dotted key must start with one of {[*TABLE_FIELDS, 'preprocess']}"
+            f"{where}: {label}: a dotted key must start with one of {[*TABLE_FIELDS, PREPROCESS_PREFIX]}"
         )
     if kind == "categorical":
         _check_keys(where, f"{label}.", table, {"type", "choices"})
@@ -479,7 +517,14 @@ def _param(where: str, key: str, table: Any) -> ParamSpec:
             raise ConfigError(f"{where}: {label}.choices must be a non-empty list")
         if any(not isinstance(c, (str, int, float, bool)) for c in choices):
             raise ConfigError(f"{where}: {label}.choices must be strings or numbers (join modalities with '+')")
-        return ParamSpec(key, kind, choices=tuple(choices))
+        param = ParamSpec(key, kind, choices=tuple(choices))
+        for choice in param.modality_choices:
+            if len(set(choice)) != len(choice) or any(m not in MODALITIES for m in choice):
+                raise ConfigError(
+                    f"{where}: {label}.choices: {'+'.join(choice)!r} must join distinct names from "
+                    f"{list(MODALITIES)} with '+', e.g. \"FLAIR+T1wCE\""
+                )
+        return param
     _check_keys(where, f"{label}.", table, {"type", "low", "high", "step"})
     low, high = table.get("low"), table.get("high")
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low > high:
