@@ -19,9 +19,10 @@ from cache_factory import write_cache
 from study_helpers import assert_exact_and_unique, schedule_only, tiny_cache, trial_key, write_spec
 
 from mgmt_audit.cli import main
+from mgmt_audit.errors import ConfigError
 from mgmt_audit.study.spec import load_study
 from mgmt_audit.models import build
-from mgmt_audit.study.runner import load_existing_study, safe_url, sampler_seed
+from mgmt_audit.study.runner import RunOptions, load_existing_study, safe_url, sampler_seed
 from mgmt_audit.train.seeding import derived_seed, seed_everything
 
 CLI = [sys.executable, "-c", "import sys; from mgmt_audit.cli import main; sys.exit(main())"]
@@ -128,7 +129,8 @@ def test_another_spec_for_an_existing_study_is_an_error(tmp_path, cache, capsys)
     assert run_cli(spec, runs, cache) == 0
     spec.write_text(spec.read_text().replace("lr = 1e-3", "lr = 2e-3"))
     assert run_cli(spec, runs, cache) == 2
-    assert "was created from a different spec" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "was created from a different spec" in err and err.rstrip().endswith("(option --storage)")
 
 
 def test_data_that_is_neither_cache_nor_cohort_is_an_error(tmp_path, capsys):
@@ -136,7 +138,8 @@ def test_data_that_is_neither_cache_nor_cohort_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert run_cli(spec, tmp_path / "runs", tmp_path / "empty") == 2
     err = capsys.readouterr().err
-    assert f"--data {tmp_path / 'empty'}: neither an ingested cache (manifest.json)" in err
+    assert f"error: data {tmp_path / 'empty'}: neither an ingested cache (manifest.json)" in err
+    assert err.rstrip().endswith("give one of these (option --data)")
 
 
 def test_ctrl_c_fails_and_requeues_the_running_trial(tmp_path, cache, monkeypatch, capsys):
@@ -301,3 +304,14 @@ def test_pretraining_on_a_cache_without_its_sequences_is_an_error(tmp_path, cach
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     assert f"cache {cache} has no ['T1w', 'T1wCE', 'T2w'] to pretrain on" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "simclr_sweep.db").exists()  # refused before any trial
+
+
+def test_run_options_name_the_parameter_and_the_cli_its_flag(tmp_path, capsys):
+    with pytest.raises(ConfigError) as info:
+        RunOptions(storage="sqlite:///x.db", runs_dir=tmp_path, n_trials=2, workers=0)
+    assert info.value.parameter == "workers" and str(info.value) == "workers must be at least 1, got 0"
+    spec = write_spec(tmp_path, "opts", n_trials=2, null_trials=1, seeds=1)
+    assert main(["study", "run", str(spec), "--profile", "smoke", "--phantom", "--runs-dir", str(tmp_path),
+                 "--worker-index", "-1"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(
+        "error: worker_index must be at least 0, got -1 (option --worker-index)")

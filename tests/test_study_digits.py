@@ -81,11 +81,13 @@ def test_digits_study_refuses_a_phantom(tmp_path, capsys):
     (tmp_path / "tiny_digits.toml").write_text(DIGITS_SPEC)
     assert run(tmp_path, "tiny_digits", "--phantom", "0.5") == 2
     err = capsys.readouterr().err
-    assert "trains on MNIST digits" in err and "leave out --phantom" in err
+    assert "trains on MNIST digits, not on a phantom: give no phantom" in err and err.rstrip().endswith("(option --phantom)")
     assert not (tmp_path / "runs" / "tiny_digits").exists()
 
 
 def test_mri_study_still_needs_data_or_a_phantom(tmp_path, capsys):
     write_spec(tmp_path, "tiny_mri")
     assert run(tmp_path, "tiny_mri") == 2
-    assert "--data DIR or --phantom" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "give exactly one of data (an ingested cache or a raw cohort root) or phantom" in err
+    assert err.rstrip().endswith("(option --data)")

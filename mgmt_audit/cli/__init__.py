@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MgmtAuditError as exc:
-        flag = _flag_for(parser, args.command, exc.parameter)
+        flag = _flag_for(parser, args, exc.parameter)
         hint = f" (option {flag})" if flag else ""
         print(f"mgmt-audit {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
@@ -50,15 +50,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _flag_for(parser: argparse.ArgumentParser, command: str, parameter: str | None) -> str | None:
-    """The command's option whose destination is ``parameter`` (a library error's parameter name)."""
+def _flag_for(parser: argparse.ArgumentParser, args: argparse.Namespace, parameter: str | None) -> str | None:
+    """The option, of the (sub)command ``args`` ran, whose destination is ``parameter`` (a library
+    error's parameter name); None when that command has no such option."""
     if parameter is None:
         return None
-    for action in parser._subparsers._group_actions:  # argparse keeps subparsers only here
-        sub = action.choices.get(command)
-        for option in sub._actions if sub is not None else ():
-            if option.dest == parameter and option.option_strings:
-                return max(option.option_strings, key=len)
+    command = parser
+    while True:  # descend through the chosen subcommands: `study` -> `study run`
+        chooser = next((a for a in command._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if chooser is None:
+            break
+        command = chooser.choices.get(getattr(args, chooser.dest, None))
+        if command is None:
+            return None
+    for option in command._actions:
+        if option.dest == parameter and option.option_strings:
+            return max(option.option_strings, key=len)
     return None
 
 

@@ -73,13 +73,15 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     digits = spec.data["dataset"] == DIGITS_DATASET
     if digits and phantom is not None:
         raise ConfigError(
-            f"study {spec.name} trains on MNIST digits, not on a phantom: leave out --phantom (the digits "
-            f"cohort is written under {study_folder(runs_dir, spec.name)}) or pass --data with a digits cache"
+            f"study {spec.name} trains on MNIST digits, not on a phantom: give no phantom (the digits "
+            f"cohort is written under {study_folder(runs_dir, spec.name)}), or a digits cache as data",
+            parameter="phantom",
         )
     if digits and data is None:
         return CohortSource(cache=digits_cohort(spec, runs_dir).folder)
     if (data is None) == (phantom is None):
-        raise ConfigError("pass exactly one of --data DIR or --phantom [S]")
+        raise ConfigError("give exactly one of data (an ingested cache or a raw cohort root) or phantom "
+                          "(the planted signal strength of a phantom cohort)", parameter="data")
     if phantom is not None:
         root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1")
         cache_root = study_folder(runs_dir, spec.name) / f"phantom-S{phantom:g}" / "cache"
@@ -90,9 +92,9 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     if (folder / MANIFEST_NAME).is_file():
         if spec.preprocess_search:
             raise ConfigError(
-                f"{folder} is one ingested cache but study {spec.name} searches preprocessing "
-                f"({[p.key for p in spec.preprocess_search]}): pass the raw "
-                "cohort root to --data so each value gets its own cache"
+                f"data {folder} is one ingested cache but study {spec.name} searches preprocessing "
+                f"({[p.key for p in spec.preprocess_search]}): give the raw cohort root as data so each "
+                "value gets its own cache", parameter="data",
             )
         manifest = Manifest.load(folder)
         missing = sorted(set(modalities) - set(manifest.modalities))
@@ -105,8 +107,8 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
                             dataset=spec.data["dataset"], modalities=modalities,
                             cache_root=study_folder(runs_dir, spec.name) / "cache")
     raise CohortError(
-        f"--data {folder}: neither an ingested cache ({MANIFEST_NAME}) nor a raw RSNA-MICCAI root "
-        f"({LABELS_CSV} beside the patient folders): pass one of these"
+        f"data {folder}: neither an ingested cache ({MANIFEST_NAME}) nor a raw RSNA-MICCAI root "
+        f"({LABELS_CSV} beside the patient folders): give one of these", parameter="data",
     )
 
 

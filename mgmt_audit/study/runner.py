@@ -65,9 +65,10 @@ class RunOptions:
     def __post_init__(self) -> None:
         for name in ("n_trials", "workers", "heartbeat"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}", parameter=name)
         if self.worker_index < 0:
-            raise ConfigError(f"--worker-index must be at least 0, got {self.worker_index}")
+            raise ConfigError(f"worker_index must be at least 0, got {self.worker_index}",
+                              parameter="worker_index")
 
 
 def default_storage(name: str, runs_dir: str | Path) -> str:
@@ -81,8 +82,8 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, max_retry: int
 
     if not url.startswith(("sqlite:///", "postgresql")):
         raise ConfigError(
-            f"storage {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB (the lock that keeps "
-            "trial counts exact exists for these two)"
+            f"storage {safe_url(url)}: use sqlite:///PATH or postgresql://USER@HOST/DB (the lock that keeps "
+            "trial counts exact exists for these two)", parameter="storage",
         )
     url = driver_url(url)
     engine_kwargs: dict[str, Any] = {}
@@ -101,7 +102,8 @@ def open_storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, max_retry: int
                 heartbeat_stale_trial_callback=retry_callback(max_retry),
             )
     except Exception as exc:  # sqlalchemy OperationalError, missing driver, ...
-        raise ConfigError(f"cannot open storage {url}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"cannot open storage {safe_url(url)}: {type(exc).__name__}: {exc}",
+                          parameter="storage") from exc
 
 
 def driver_url(url: str) -> str:
@@ -199,7 +201,8 @@ def open_study(spec: StudySpec, storage: Any, *, sampler: Any = None) -> Any:
         raise ConfigError(
             f"study {spec.name!r} in {safe_url(storage.url)} was created from a different spec "
             f"(profile {study.user_attrs.get('profile')!r}, hash {recorded}; now profile {spec.profile!r}, "
-            f"hash {spec.spec_hash}): use another --runs-dir or --storage for this spec, or delete the old study"
+            f"hash {spec.spec_hash}): give this spec another storage (or runs folder), or delete the old study",
+            parameter="storage",
         )
     return study
 
@@ -214,8 +217,8 @@ def load_existing_study(name: str, url: str) -> Any:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError as exc:
         raise ConfigError(
-            f"no study {name!r} in {safe_url(url)}: run `mgmt-audit study run {name}` first "
-            "(or pass the --storage it ran with)"
+            f"no study {name!r} in {safe_url(url)}: run it first, or give the storage it ran with",
+            parameter="storage",
         ) from exc
 
 
@@ -335,7 +338,7 @@ def _new_leader(study: Any, spec: StudySpec, trials: list[Any], *, siblings: int
     else:
         raise StudyDone(
             f"the sampler proposed only already-run configurations {MAX_DUPLICATES} times in a row: "
-            "the search space is exhausted; lower --n-trials or widen the search space"
+            "the search space is exhausted; lower n_trials or widen the search space"
         )
     attrs = {"config_id": cid, "seed": spec.seeds[0], "seed_index": 0, "null": False, "phase": "search"}
     for key, value in attrs.items():

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch.device."""
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch.device; anything else, or CUDA
+    where torch sees no GPU, raises ConfigError (parameter ``device``)."""
     import torch
 
     if name == "auto":
@@ -21,7 +22,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ConfigError(
-                f"device {name!r} asked for, but torch sees no CUDA GPU: use --device cpu or auto"
+                f"device {name!r} asked for, but torch sees no CUDA GPU: use device 'cpu' or 'auto'",
+                parameter="device",
             )
         return torch.device(name)
-    raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}", parameter="device")
