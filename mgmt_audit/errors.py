@@ -27,3 +27,9 @@ class ConfigError(MgmtAuditError):
 
 class AnalysisInputError(MgmtAuditError):
     """Arrays handed to an analysis function cannot give a meaningful answer (one class, too few cases)."""
+
+
+class TrialFailure(MgmtAuditError):
+    """A training run failed for a reason of its own: a non-finite loss, out of memory, a split its
+    configuration cannot make. Not bad input to the program nor an outside fault: a study records the
+    trial as FAIL with this message as its reason and goes on with other configurations."""

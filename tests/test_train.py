@@ -10,7 +10,7 @@ import torch
 
 from cache_factory import write_cache
 from mgmt_audit.data.manifest import Manifest
-from mgmt_audit.errors import ConfigError
+from mgmt_audit.errors import ConfigError, TrialFailure
 from mgmt_audit.models import build, default_params, feature_layers
 from mgmt_audit.train import RunResult, TrainConfig, fit
 from mgmt_audit.train.devices import resolve_device
@@ -129,6 +129,24 @@ def test_each_null_trial_trains_on_its_own_permutation_and_keeps_true_validation
     assert nulls[0].labels_permuted and nulls[0].null_index == 0
     assert nulls[0].labels == [truth[i] for i in nulls[0].ids] == result.labels
     assert nulls[0].split == result.split and nulls[0].probs != result.probs
+
+
+def test_a_diverging_run_is_a_trial_failure_naming_lr(cache):
+    seen = []
+    with pytest.raises(TrialFailure) as info:
+        fit({**SMALL, "lr": 1e12}, cache, 0, device="cpu", progress=seen.append)
+    assert info.value.parameter == "lr" and seen == []  # stopped in epoch 1, before its record
+    assert str(info.value) == ("training diverged at epoch 1 (non-finite loss) for model 'resnet18_2d': "
+                               "lower lr (now 1000000000000.0)")
+
+
+def test_a_split_the_configuration_cannot_make_is_a_trial_failure(cache):
+    """24 patients: a validation share of 0.04 is one patient, too few for a stratified holdout."""
+    with pytest.raises(TrialFailure) as info:
+        run(cache, epochs=1, val_fraction=0.04)
+    assert info.value.parameter == "val_fraction"
+    assert str(info.value).startswith("degenerate split of 24 patients with ['FLAIR', 'T1wCE'] (val_fraction 0.04")
+    assert "too few for a stratified holdout of 0.04" in str(info.value)
 
 
 def test_step_scheduler_progress_and_amp_off_on_cpu(cache):

@@ -14,7 +14,7 @@ import numpy as np
 from mgmt_audit.data.datasets import CacheView, make_view
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.data.splits import Split, split_patients
-from mgmt_audit.errors import CohortError, ConfigError
+from mgmt_audit.errors import CohortError, ConfigError, TrialFailure
 from mgmt_audit.train.config import TrainConfig
 from mgmt_audit.train.devices import resolve_device
 from mgmt_audit.train.result import RunResult
@@ -33,7 +33,11 @@ Progress = Callable[[dict[str, float]], None]
 def config_splits(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], list[Split]]:
     """The usable patients' labels and the patient-level split(s) ``fit(config, manifest)`` trains on:
     one train / validation / test split, or one split per fold when ``config.k_folds`` is set (the
-    same test patients in every fold)."""
+    same test patients in every fold).
+
+    Raises CohortError when no patient has the config's modalities, and TrialFailure (parameter
+    ``val_fraction``) when these patients cannot be split as the config asks (one class, or too few
+    patients for a side): that is a property of the configuration, which a study records and goes on."""
     patients = manifest.usable_patients(config.modalities)
     if not patients:
         raise CohortError(
@@ -43,14 +47,21 @@ def config_splits(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, in
     label_of = {p.id: int(p.label) for p in patients}
     split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
     folds = range(config.k_folds) if config.k_folds else [0]
-    splits = [
-        split_patients(
-            list(label_of), list(label_of.values()), split_seed=split_seed,
-            val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-            k_folds=config.k_folds, fold=fold,
-        )
-        for fold in folds
-    ]
+    try:
+        splits = [
+            split_patients(
+                list(label_of), list(label_of.values()), split_seed=split_seed,
+                val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                k_folds=config.k_folds, fold=fold,
+            )
+            for fold in folds
+        ]
+    except ConfigError as exc:
+        raise TrialFailure(
+            f"degenerate split of {len(label_of)} patients with {list(config.modalities)} "
+            f"(val_fraction {config.val_fraction}, test_fraction {config.test_fraction}, "
+            f"k_folds {config.k_folds}): {exc}", parameter="val_fraction",
+        ) from exc
     return label_of, splits
 
 
@@ -94,8 +105,9 @@ def fit(
     which fold scored each), and the test rows the mean over the fold models; early stopping and
     probes are refused there (the out-of-fold patients would steer their own predictions).
     On CPU, torch runs deterministic algorithms, so a seed repeats exactly. ``progress`` is called
-    after every epoch with that epoch's curve record. Raises ConfigError or CohortError on bad input
-    and ConfigError when training diverges (non-finite loss).
+    after every epoch with that epoch's curve record. Raises ConfigError or CohortError on bad input,
+    and TrialFailure when training diverges (non-finite loss; parameter ``lr``) or the patients cannot
+    be split as the config asks (see :func:`config_splits`).
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     if config.k_folds and (config.patience is not None or probe):
@@ -188,9 +200,9 @@ def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label:
         if fold is not None:
             record["fold"] = fold
         if not np.isfinite(train_loss) or not np.isfinite(val_loss):
-            raise ConfigError(
+            raise TrialFailure(
                 f"training diverged at epoch {epoch} (non-finite loss) for model {config.model!r}: "
-                f"lower lr (now {config.lr})"
+                f"lower lr (now {config.lr})", parameter="lr",
             )
         curves.append(record)
         if progress is not None:
