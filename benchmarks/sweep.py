@@ -18,23 +18,30 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from mgmt_audit.study.spec import load_study
-from mgmt_audit.study.runner import default_storage, load_existing_study
+from mgmt_audit.study.storage import default_storage, load_existing_study
+
+
+def all_trials(name: str, storage: str) -> dict[tuple[str, int], Any]:
+    """Every trial of the study (real and null), by (Optuna study name, trial number)."""
+    pair = load_existing_study(name, storage)
+    return {(study.study_name, t.number): t for study in pair.studies() for t in study.get_trials(deepcopy=False)}
 
 
 def phase(name: str, runs: Path, target: int, workers: int, data: list[str]) -> tuple[float, float, int]:
     """Run the shared study on to ``target`` COMPLETE trials with ``workers`` in a new process.
     Returns the wall time (process start-up included), the rate and the trials completed."""
     storage = default_storage(name, runs)
-    before = len(load_existing_study(name, storage).trials) if (runs / f"{name}.db").exists() else 0
+    before = set(all_trials(name, storage)) if (runs / f"{name}.db").exists() else set()
     command = [sys.executable, "-m", "mgmt_audit.cli", "study", "run", name, "--profile", "smoke",
                *data, "--n-trials", str(target), "--workers", str(workers), "--threads", "1",
                "--runs-dir", str(runs), "--device", "cpu"]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
-    trials = [t for t in load_existing_study(name, storage).trials[before:] if t.state.name == "COMPLETE"]
+    trials = [t for key, t in all_trials(name, storage).items() if key not in before and t.state.name == "COMPLETE"]
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     return wall, len(trials) / span * 3600, len(trials)
 

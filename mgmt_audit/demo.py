@@ -88,7 +88,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     from mgmt_audit.study.spec import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
-    from mgmt_audit.study.runner import RunOptions, default_storage, run_study, safe_url
+    from mgmt_audit.study.storage import default_storage, safe_url
+    from mgmt_audit.study.worker import RunOptions, run_study
 
     out = Path(out)
     plan = QUICK if quick else FULL

@@ -1,14 +1,22 @@
-"""Shared helpers of the study tests: a tiny spec, a tiny cache, a scheduling-only worker (no
-training) and the checks every study test makes (exact count, no (configuration, seed, null) twice)."""
+"""Shared helpers of the study tests: a tiny spec, a tiny cache, a trainer that does not train (for
+driving the real worker loop fast) and the checks every study test makes (exact count, no
+(configuration, seed, null) twice)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cache_factory import write_cache
+
+from mgmt_audit.errors import TrialFailure
+from mgmt_audit.study.trial import TrialOutput, TrialTask
 
 TINY_SPEC = """
 description = "tiny test study: 2D ResNet18 (smoke sizes) on 16x16 slices"
@@ -30,7 +38,7 @@ epochs = {epochs}
 batch_size = 32
 val_fraction = 0.3
 [search]
-lr = {{ type = "log-float", low = 1e-4, high = 1e-2 }}
+lr = {lr_search}
 weight_decay = {{ type = "categorical", choices = [0.0, 0.01] }}
 [seeds]
 count = {seeds}
@@ -43,11 +51,15 @@ seed = 0
 """
 
 
+LOG_LR = '{ type = "log-float", low = 1e-4, high = 1e-2 }'
+
+
 def write_spec(folder: Path, name: str, *, n_trials: int = 6, null_trials: int = 2, epochs: int = 1,
-               seeds: int = 2, policy: str = "each") -> Path:
+               seeds: int = 2, policy: str = "each", lr_search: str = LOG_LR) -> Path:
+    """A tiny spec ``folder/name.toml`` searching lr (``lr_search``: a TOML search table) and weight decay."""
     path = folder / f"{name}.toml"
     path.write_text(TINY_SPEC.format(n_trials=n_trials, null_trials=null_trials, epochs=epochs,
-                                     seeds=seeds, policy=policy))
+                                     seeds=seeds, policy=policy, lr_search=lr_search))
     return path
 
 
@@ -56,54 +68,52 @@ def tiny_cache(folder: Path) -> Path:
     return folder
 
 
+@dataclass(frozen=True)
+class FakeTrainer:
+    """A trainer for the real worker loop that trains nothing: after ``delay`` seconds it scores a
+    trial with its lr (a null trial with ``null_value`` when given), writes a marker file into the
+    trial's folder and records its process id. An lr above ``diverge_above`` fails the trial as a
+    diverging fit would (TrialFailure)."""
+
+    delay: float = 0.0
+    diverge_above: float | None = None
+    null_value: float | None = None
+
+    def __call__(self, task: TrialTask, report: Any) -> TrialOutput:
+        time.sleep(self.delay)
+        lr = float(task.params.get("lr", 0.0))
+        if self.diverge_above is not None and lr > self.diverge_above:
+            raise TrialFailure(f"training diverged at epoch 1 (non-finite loss): lower lr (now {lr})", parameter="lr")
+        report({"epoch": 1, "val_auc": lr})
+        value = self.null_value if task.ticket.null and self.null_value is not None else lr
+        task.folder.mkdir(parents=True, exist_ok=True)
+        (task.folder / "fake.json").write_text(json.dumps({"lr": lr}))
+        return TrialOutput(value, None, {"fake.json": str(task.folder / "fake.json")}, task.folder.resolve(),
+                           {"pid": os.getpid()})
+
+
 def trial_key(trial: Any) -> tuple:
     attrs = trial.user_attrs
     return (attrs["config_id"], attrs["seed"], bool(attrs["null"]))
 
 
-def assert_exact_and_unique(study: Any, target: int) -> list[Any]:
-    """Exactly ``target`` COMPLETE trials, none repeating a (configuration, seed, null)."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+def assert_exact_and_unique(pair: Any, target: int) -> list[Any]:
+    """Exactly ``target`` COMPLETE trials over both studies of the pair, none repeating a
+    (configuration, seed, null), each with its configuration's params; returns them."""
+    trials = pair.trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == target
     repeats = [k for k, n in Counter(trial_key(t) for t in complete).items() if n > 1]
     assert not repeats, repeats
     for trial in complete:
-        assert trial.params == complete_params(study, trial)
+        assert trial.params == config_params(trials)[trial.user_attrs["config_id"]]
     return complete
 
 
-def complete_params(study: Any, trial: Any) -> dict[str, Any]:
-    """The params of the configuration leader of ``trial`` (seed index 0, same config id)."""
-    leaders = [t for t in study.get_trials(deepcopy=False)
-               if t.user_attrs.get("config_id") == trial.user_attrs["config_id"]]
-    return leaders[0].params
-
-
-def schedule_only(spec_path: str, url: str, target: int, delay: float, barrier: Any = None,
-                  results: Any = None) -> int:
-    """A worker that runs the real scheduler but 'trains' by sleeping; the value is the lr. With a
-    ``barrier`` it waits for its peers before the first trial and puts its count on ``results``."""
-    from mgmt_audit.study.spec import load_study
-    from mgmt_audit.study.runner import StudyDone, StudyLock, next_trial, open_storage, open_study
-
-    spec = load_study(spec_path, "smoke")
-    lock = StudyLock(url, spec.name)
-    with lock.held():
-        study = open_study(spec, open_storage(url, heartbeat=5))
-    if barrier is not None:
-        barrier.wait()
-    done = 0
-    while True:
-        try:
-            with lock.held():
-                trial = next_trial(study, spec, target)
-        except StudyDone:
-            if results is not None:
-                results.put(done)
-            return done
-        if trial is None:
-            time.sleep(0.05)
-            continue
-        time.sleep(delay)
-        study.tell(trial, float(trial.params.get("lr", 0.0)))
-        done += 1
+def config_params(trials: list[Any]) -> Mapping[str, dict[str, Any]]:
+    """Configuration id -> the params of its first trial."""
+    found: dict[str, dict[str, Any]] = {}
+    for trial in trials:
+        if "config_id" in trial.user_attrs:
+            found.setdefault(trial.user_attrs["config_id"], dict(trial.params))
+    return found

@@ -17,6 +17,7 @@ from mgmt_audit.study.spec import (
     load_study,
     modalities_of,
     parse_study,
+    study_name,
 )
 from mgmt_audit.errors import ConfigError
 from mgmt_audit.train.config import TrainConfig
@@ -185,6 +186,14 @@ def test_typed_accessors_for_preprocessing_keys_and_modality_choices(tmp_path):
     spec = spec_from(text, tmp_path)
     assert spec.modalities_read == ("FLAIR", "T2w", "T1w")  # data.modalities first, then each choice's new ones
     assert spec_from(MINIMAL, tmp_path).preprocess_search == () and spec.search[0].modality_choices == ()
+
+
+def test_a_study_argument_is_a_name_or_the_path_of_its_spec(tmp_path):
+    (tmp_path / "mine.toml").write_text(MINIMAL)
+    assert study_name(str(tmp_path / "mine.toml")) == "mine"
+    assert study_name("vit_sweep") == "vit_sweep" and study_name("not_written_yet") == "not_written_yet"
+    with pytest.raises(ConfigError, match="study file .*gone.toml does not exist"):
+        study_name(str(tmp_path / "gone.toml"))
 
 
 def test_invalid_toml_and_name_mismatch(tmp_path, monkeypatch):

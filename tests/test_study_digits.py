@@ -10,7 +10,7 @@ from study_helpers import write_spec
 from mgmt_audit.cli import main
 from mgmt_audit.data.controls import digit_classes
 from mgmt_audit.data.manifest import Manifest
-from mgmt_audit.study.runner import default_storage, load_existing_study
+from mgmt_audit.study.storage import default_storage, load_existing_study
 from mgmt_audit.train.result import RunResult
 
 DIGITS_SPEC = """
@@ -66,7 +66,7 @@ def test_digits_study_writes_its_cohort_at_the_profile_size_and_trains_on_it(tmp
     np.testing.assert_array_equal(volume[..., 0], volume[..., 3])  # one digit, repeated along depth
 
     study = load_existing_study("tiny_digits", default_storage("tiny_digits", tmp_path / "runs"))
-    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    complete = [t for t in study.trials() if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["null"] for t in complete) == [False, True]
     for trial in complete:
         result = RunResult.load(trial.user_attrs["artifacts"])

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from study_helpers import assert_exact_and_unique, tiny_cache, write_spec
 
-from mgmt_audit.study.runner import driver_url, load_existing_study
+from mgmt_audit.study.storage import driver_url, load_existing_study, null_study_name
 
 URL = os.environ.get("MGMT_AUDIT_TEST_POSTGRES_URL")
 CLI = [sys.executable, "-c", "import sys; from mgmt_audit.cli import main; sys.exit(main())"]
@@ -24,7 +24,7 @@ def reachable(url: str | None) -> str | None:
         return "MGMT_AUDIT_TEST_POSTGRES_URL is not set (.ci/run sets it after starting PostgreSQL)"
     import sqlalchemy
 
-    from mgmt_audit.study.runner import driver_url
+    from mgmt_audit.study.storage import driver_url
 
     try:
         with sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool).connect() as conn:
@@ -59,7 +59,9 @@ def test_two_workers_share_a_postgresql_study(tmp_path):
         study = load_existing_study(name, URL)
         complete = assert_exact_and_unique(study, 8)
         assert sum(t.user_attrs["null"] for t in complete) == 2
+        assert [t.state.name for t in study.nulls.trials].count("COMPLETE") == 2  # in the companion study
         hosts_dirs = {t.user_attrs["artifacts"].split("/runs")[1][0] for t in complete}
         assert hosts_dirs == {"0", "1"}  # both workers ran trials
     finally:
-        optuna.delete_study(study_name=name, storage=driver_url(URL))
+        for study_name in (name, null_study_name(name)):
+            optuna.delete_study(study_name=study_name, storage=driver_url(URL))

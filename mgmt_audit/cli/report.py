@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mgmt_audit.cli.audit import margin_type
+from mgmt_audit.cli.study import add_study_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "no network access needed, printable) and OUT/summary.json (verdicts and headline numbers)."
         ),
     )
-    parser.add_argument("name", help="study name (as given to `mgmt-audit study run`)")
+    add_study_argument(parser)
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/NAME.db)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
                         help="folder the study ran in: default storage and ingested caches (default: runs)")
@@ -32,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from mgmt_audit.report.build import report_study
+    from mgmt_audit.study.spec import study_name
 
-    path = report_study(args.name, storage=args.storage, runs_dir=args.runs_dir, out=args.out,
+    path = report_study(study_name(args.name), storage=args.storage, runs_dir=args.runs_dir, out=args.out,
                         margin=args.margin)
     summary = json.loads(path.with_name("summary.json").read_text())
     print(f"verdicts at margin {summary['margin']:g}:")

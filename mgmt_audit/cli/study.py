@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
+
+STUDY_HELP = "study name, or the path of its spec (a .toml file; the study is named after the file)"
+
+
+def add_study_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional study argument every study command takes (dest ``name``)."""
+    parser.add_argument("name", metavar="STUDY", help=STUDY_HELP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_list)
 
     p = sub.add_parser("show", help="a study spec with one profile resolved, as TOML")
-    p.add_argument("name", help="study name (or a path to a .toml spec)")
+    add_study_argument(p)
     p.add_argument("--profile", default="paper", help="profile to resolve (default: paper)")
     p.set_defaults(func=_show)
 
@@ -31,10 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run (or continue) a study until its target number of trials is complete",
         description=(
             "Run a study until --n-trials trials are COMPLETE; running again continues to the target. "
-            "Several processes or machines may share one study through one --storage URL."
+            "Several processes or machines may share one study through one --storage URL. A trial that "
+            "fails for a reason of its own (non-finite loss, out of memory, a split its configuration "
+            "cannot make) is recorded as FAIL with the reason and the study goes on with other "
+            "configurations; an interrupted trial (Ctrl-C, a killed worker) is run again."
         ),
     )
-    p.add_argument("name", help="study name (or a path to a .toml spec)")
+    add_study_argument(p)
     p.add_argument("--profile", default="paper", help="'paper' (published sizes, GPU) or 'smoke' (tiny, CPU)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data", type=Path, metavar="DIR",
@@ -43,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--phantom", type=float, nargs="?", const=0.0, metavar="S",
                         help="a phantom cohort with planted signal S (default 0: none) under RUNS_DIR/<study>/")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<study>.db)")
-    p.add_argument("--n-trials", type=int, help="target number of COMPLETE trials (default: the profile's)")
+    p.add_argument("--n-trials", type=int,
+                   help="target number of COMPLETE trials, null trials included (default: the profile's)")
+    p.add_argument("--max-failed", type=int, metavar="N",
+                   help="stop with an error once N trials have failed for reasons of their own "
+                   "(default: the target number of trials)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--worker-index", type=int, default=0,
@@ -57,9 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probe", action="store_true", help="also save per-layer validation features (features.npz)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("status", help="the study's trials: state, seed, parameters, AUC, null flag, files")
-    p.add_argument("name", help="study name")
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<name>.db)")
+    p = sub.add_parser("status", help="the study's trials: state, seed, parameters, AUC, null flag, files, "
+                       "why a trial failed")
+    add_study_argument(p)
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<study>.db)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="runs folder of the default storage")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per trial")
     p.set_defaults(func=_status)
@@ -83,7 +99,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mgmt_audit.study.spec import load_study
-    from mgmt_audit.study.runner import RunOptions, default_storage, run_study
+    from mgmt_audit.study.storage import default_storage
+    from mgmt_audit.study.worker import RunOptions, run_study
 
     spec = load_study(args.name, args.profile)
     options = RunOptions(
@@ -95,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         worker_index=args.worker_index,
         threads=args.threads,
         heartbeat=args.heartbeat,
+        max_failed=args.max_failed,
         probe=args.probe,
     )
     counts = run_study(spec, options, data=args.data, phantom=args.phantom)
@@ -103,10 +121,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mgmt_audit.study.runner import default_storage, load_existing_study
+    from mgmt_audit.study.spec import study_name
     from mgmt_audit.study.status import format_table, trial_rows
+    from mgmt_audit.study.storage import default_storage, load_existing_study
 
-    study = load_existing_study(args.name, args.storage or default_storage(args.name, args.runs_dir))
-    rows = trial_rows(study)
-    print(json.dumps(rows, indent=1) if args.json else format_table(rows, study.user_attrs))
+    name = study_name(args.name)
+    pair = load_existing_study(name, args.storage or default_storage(name, args.runs_dir))
+    rows = trial_rows(pair)
+    print(json.dumps([asdict(r) for r in rows], indent=1) if args.json else format_table(rows, pair.user_attrs))
     return 0

@@ -106,7 +106,7 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
     """Build the report of one study from its storage (default ``sqlite:///<runs_dir>/<name>.db``)
     into ``out`` (default ``reports/<name>``) at ``margin`` (default: the spec's ``[analysis] margin``);
     return the HTML path."""
-    from mgmt_audit.study.runner import safe_url, default_storage
+    from mgmt_audit.study.storage import default_storage, safe_url
 
     storage = storage or default_storage(name, runs_dir)
     study = load_study_runs(name, storage)

@@ -2,7 +2,9 @@
 left in ``runs/<study>/<trial>/`` (predictions.csv, curves.json, meta.json, features.npz).
 
 A run folder is read on first use (``RunResult.load``); a trial that failed or left no folder is
-listed in the trial table but contributes no predictions.
+listed in the trial table (with why it failed) but contributes no predictions. A study's null trials
+live in its companion Optuna study (:func:`mgmt_audit.study.storage.null_study_name`); they are read
+from there into the same list, marked ``null``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class TrialRun:
     config: str
     val_auc: float | None
     artifacts: Path | None
+    note: str | None = None  # why it failed (``failed: ...``), was retried or is a retry
 
     @cached_property
     def result(self) -> RunResult | None:
@@ -50,7 +53,7 @@ class StudyRuns:
     cohort: str
     trials: list[TrialRun]
     strength: float | None = None
-    frozen: list[Any] = field(default_factory=list)  # the Optuna FrozenTrials (for importances)
+    frozen: list[Any] = field(default_factory=list)  # the Optuna FrozenTrials, nulls too (for importances)
     attrs: dict[str, Any] = field(default_factory=dict)  # the study's user attributes (spec, profile)
     control: bool = False  # a positive control (digits), not an MRI cohort
 
@@ -74,25 +77,30 @@ def load_study_runs(
     name: str, storage: str, *, cohort: str | None = None, strength: float | None = None,
     control: bool = False,
 ) -> StudyRuns:
-    """Read study ``name`` from ``storage`` (its trials' user attributes and run folders)."""
-    from mgmt_audit.study.runner import load_existing_study
+    """Read study ``name`` from ``storage``: the trials of its main and null studies (user attributes,
+    run folders, why each failed trial failed). Raises ConfigError when there is no such study."""
+    from mgmt_audit.study.status import retries, trial_note
+    from mgmt_audit.study.storage import load_existing_study
 
-    study = load_existing_study(name, storage)
-    attrs = dict(study.user_attrs)
+    pair = load_existing_study(name, storage)
+    attrs = pair.user_attrs
     family = attrs.get("spec", {}).get("model", {}).get("family", name)
-    frozen = study.get_trials(deepcopy=False)
-    trials = []
-    for trial in frozen:
-        user = trial.user_attrs
-        if "duplicate_of" in user:  # a re-proposed configuration, never run
-            continue
-        artifacts = user.get("artifacts")
-        trials.append(TrialRun(
-            study=name, number=trial.number, state=trial.state.name, params=dict(trial.params),
-            seed=user.get("seed"), null=bool(user.get("null", False)),
-            config=config_label(family, trial.params), val_auc=user.get("val_auc", trial.value),
-            artifacts=None if artifacts is None else Path(artifacts),
-        ))
+    frozen, trials = [], []
+    for study in pair.studies():
+        found = study.get_trials(deepcopy=False)
+        frozen.extend(found)
+        retried_as = retries(found)
+        for trial in found:
+            user = trial.user_attrs
+            if "duplicate_of" in user:  # a re-proposed configuration, never run
+                continue
+            artifacts = user.get("artifacts") if trial.state.name == "COMPLETE" else None
+            trials.append(TrialRun(
+                study=name, number=trial.number, state=trial.state.name, params=dict(trial.params),
+                seed=user.get("seed"), null=bool(user.get("null", False)),
+                config=config_label(family, trial.params), val_auc=user.get("val_auc", trial.value),
+                artifacts=None if artifacts is None else Path(artifacts), note=trial_note(trial, retried_as),
+            ))
     return StudyRuns(name, cohort or name, trials, strength=strength, frozen=list(frozen), attrs=attrs,
                      control=control)
 

@@ -265,9 +265,9 @@ def importance_section(studies: Sequence[StudyRuns]) -> Section:
         else:
             section.blocks.append(text_block(f"No importance for {title}: {why_not}."))
         section.blocks.append(table_block(
-            ["trial", "state", "configuration", "seed", "null", "val AUC", "parameters"],
+            ["trial", "state", "configuration", "seed", "null", "val AUC", "parameters", "note"],
             [[t.number, t.state, t.config, t.seed, t.null, t.val_auc,
-              ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))] for t in study.trials],
+              ", ".join(f"{k}={v}" for k, v in sorted(t.params.items())), t.note or ""] for t in study.trials],
             title=f"All trials of {title}"))
     if not studies:
         section.empty = "no study was given"

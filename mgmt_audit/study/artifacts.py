@@ -1,5 +1,7 @@
-"""Where a trial's files live: ``<runs_dir>/<study>/<trial number>/`` holding predictions.csv,
-curves.json, meta.json (and features.npz when probed), as written by ``RunResult.save``."""
+"""Where a trial's files live: ``<runs_dir>/<study>/<trial number>/`` for a trial on the true labels,
+``<runs_dir>/<study>/null-<trial number>/`` for a null trial (numbered in the study's null companion,
+:func:`mgmt_audit.study.storage.null_study_name`), each holding predictions.csv, curves.json, meta.json
+(and features.npz when probed), as written by ``RunResult.save``."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ def study_folder(runs_dir: str | Path, study: str) -> Path:
     return Path(runs_dir) / study
 
 
-def trial_folder(runs_dir: str | Path, study: str, number: int) -> Path:
-    """``<runs_dir>/<study>/<number>``."""
-    return study_folder(runs_dir, study) / str(number)
+def trial_folder(runs_dir: str | Path, study: str, number: int, *, null: bool = False) -> Path:
+    """``<runs_dir>/<study>/<number>``, or ``<runs_dir>/<study>/null-<number>`` for a null trial."""
+    return study_folder(runs_dir, study) / (f"null-{number}" if null else str(number))
 
 
 def save_trial(result: Any, folder: str | Path) -> dict[str, str]:

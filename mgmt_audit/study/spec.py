@@ -291,6 +291,15 @@ def find_study(name: str) -> Path:
     raise ConfigError(f"no study named {name!r} in {searched}; known studies: {known}")
 
 
+def study_name(argument: str) -> str:
+    """The study a command-line study argument names: a spec path (``*.toml``) names the study of that
+    file (its file name, which the spec's ``name`` must equal); anything else is the name itself.
+    Raises ConfigError when a spec path does not exist."""
+    if Path(argument).suffix == ".toml":
+        return find_study(argument).stem
+    return argument
+
+
 def load_study(name: str, profile: str | None = None, overrides: dict[str, Any] | None = None) -> StudySpec:
     """Load, merge ``profile`` (default: ``paper``) over the base, then ``overrides`` (tables of the
     same keys, e.g. ``{"train": {"test_fraction": 0.4}}``, recorded in the spec and its hash), and
