@@ -142,7 +142,9 @@ def test_trials_failing_on_their_own_are_final_and_the_study_reaches_its_target(
     tried = len({t.user_attrs["config_id"] for t in pair.trials() if "config_id" in t.user_attrs
                  and not t.user_attrs["null"]})
     assert f"configurations tried: {tried} (failed and pruned included)" in out
-    assert f"failed for reasons of their own: {len(failed)}" in out
+    duplicates = sum("duplicate_of" in t.user_attrs for t in pair.trials())
+    assert f"failed for reasons of their own: {len(failed)}; re-proposed configurations (never ran): {duplicates}" in out
+    assert f"trials: COMPLETE 6, FAIL {len(failed)} (null trials, in diverge.nulls: COMPLETE 2)" in out
 
     runs_of = load_study_runs("diverge", sqlite_url(runs, "diverge"))
     failed_configs = {t.config for t in runs_of.trials if t.state == "FAIL"}
@@ -173,7 +175,7 @@ def test_a_diverging_learning_rate_fails_its_trials_and_the_study_completes_with
         assert trial.user_attrs["fail_reason"].startswith("training diverged at epoch 1 (non-finite loss)")
         assert "lower lr (now 1000000000000.0)" in trial.user_attrs["fail_reason"]
         assert "artifacts" not in trial.user_attrs and not (runs / "lr_sweep" / str(trial.number)).exists()
-    assert f"FAIL {len(failed) + sum('duplicate_of' in t.user_attrs for t in pair.trials())}" in out
+    assert f"trials: COMPLETE 3, FAIL {len(failed)}\n" in out  # re-proposed configurations left out
     assert "training diverged" in out  # the worker says so as it goes on
     assert run_cli(spec, runs, cache, "--threads", "1") == 0  # a re-run has nothing left to do
     assert len(load_existing_study("lr_sweep", sqlite_url(runs, "lr_sweep")).trials()) == len(pair.trials())

@@ -26,6 +26,7 @@ class TrialRow:
     config_id: str | None
     artifacts: str | None  # the run folder, only when the trial finished and wrote it
     fail_reason: str | None  # FAIL for a reason of its own (final): why
+    duplicate_of: str | None  # a re-proposed configuration, told FAIL without running
     note: str | None  # why it failed, that it was retried or is a retry, or that it never ran
 
 
@@ -71,7 +72,7 @@ def trial_rows(pair: StudyPair) -> list[TrialRow]:
                 config_id=attrs.get("config_id"),
                 artifacts=attrs.get("artifacts") if trial.state.name == "COMPLETE" else None,
                 fail_reason=attrs.get("fail_reason") if trial.state.name == "FAIL" else None,
-                note=trial_note(trial, retried_as),
+                duplicate_of=attrs.get("duplicate_of"), note=trial_note(trial, retried_as),
             ))
     return rows
 
@@ -86,8 +87,9 @@ def format_table(rows: Sequence[TrialRow], header: dict[str, Any]) -> str:
     """A readable table: a summary from ``header`` (the study's attributes) and the rows, then one line
     per trial; null trial k of ``NAME.nulls`` is numbered ``n<k>``."""
     name = header.get("spec_name")
-    counts = Counter(r.state for r in rows)
-    null_counts = Counter(r.state for r in rows if r.null)
+    ran = [r for r in rows if r.duplicate_of is None]
+    counts = Counter(r.state for r in ran)
+    null_counts = Counter(r.state for r in ran if r.null)
     own = sum(r.fail_reason is not None for r in rows)
     lines = [
         f"study {name} profile={header.get('profile')} sampler={header.get('sampler')} "
@@ -96,7 +98,7 @@ def format_table(rows: Sequence[TrialRow], header: dict[str, Any]) -> str:
         + (f" (null trials, in {null_study_name(str(name))}: "
            + ", ".join(f"{k} {v}" for k, v in sorted(null_counts.items())) + ")" if null_counts else ""),
         f"configurations tried: {configurations_tried(rows)} (failed and pruned included); "
-        f"failed for reasons of their own: {own}",
+        f"failed for reasons of their own: {own}; re-proposed configurations (never ran): {len(rows) - len(ran)}",
         f"{'#':>5} {'state':<9} {'seed':>5} {'null':<5} {'val_auc':>7}  {'config':<12} params",
     ]
     for row in rows:

@@ -357,8 +357,9 @@ def run_study(
 
 
 def trial_counts(pair: StudyPair) -> dict[str, int]:
-    """Number of trials per state name, both studies of the pair together."""
-    return dict(Counter(t.state.name for t in pair.trials()))
+    """Number of trials per state name, both studies of the pair together; re-proposed configurations
+    (told FAIL without running, see :func:`_propose`) are left out."""
+    return dict(Counter(t.state.name for t in pair.trials() if "duplicate_of" not in t.user_attrs))
 
 
 def _worker_process(spec: StudySpec, options: RunOptions, train: Trainer, worker: int, before: int) -> None:
