@@ -32,7 +32,8 @@ def synthetic_run(seed: int, shift: float, epochs: int = 6, probe: bool = False,
     curves = [{"epoch": e + 1, "train_loss": float(loss[e] - 0.02 * shift * e / epochs),
                "val_loss": float(loss[e] + rng.normal(0, 0.005))} for e in range(epochs)]
     return RunResult(
-        config={"model": "toy"}, seed=seed,
+        config={"model": "toy", "view": "slices", "modalities": ["FLAIR"], "optimizer": "adam",
+                "epochs": epochs, "batch_size": 8}, seed=seed,
         split=Split(tuple(f"{i:05d}" for i in range(100, 160)), tuple(ids), 42, 0.5, None, None,
                     tuple(test_ids), 0.6 if test else 0.0),
         device="cpu", labels_permuted=False, permutation_seed=None, ids=ids,

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 import numpy as np
 import optuna
 import pytest
+from markupsafe import escape
 from report_factory import N_VAL, synthetic_run, synthetic_study
 
 from mgmt_audit.report.build import ReportInput, build_report, report_study
@@ -19,9 +20,9 @@ from mgmt_audit.report.figures import new_figure, to_data_uri
 from mgmt_audit.report.sections import param_importances
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-HEADINGS = ("Verdicts", "AUC across seeds", "Predicted probabilities by true label",
-            "Training and validation loss", "Layer probes (t-SNE)", "Planted-signal power curve",
-            "Hyperparameters and trials", "Data", "Reproducibility")
+HEADINGS = ("Verdicts", "Predicted probabilities by true label", "Training and validation loss",
+            "Layer probes (t-SNE)", "Planted-signal power curve", "Hyperparameters and trials", "Data",
+            "Reproducibility")
 
 
 class Elements(HTMLParser):
@@ -75,8 +76,8 @@ def test_every_section_is_present_in_order(built):
 def test_figures_are_embedded_pngs(built):
     _, parser, _ = built
     images = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
-    # an AUC strip, a probability grid and a loss grid per cohort, power curve, importance per study
-    assert len(images) == 3 + 3 + 3 + 1 + 3
+    # the AUC centrepiece, one probability grid, one loss grid, the power curve, importance per study
+    assert len(images) == 1 + 1 + 1 + 1 + 3
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -114,10 +115,66 @@ def test_planted_signal_is_found_and_null_is_not(built):
 
 def test_the_first_screen_states_the_margin_and_every_cohort_verdict(built):
     html, _, summary = built
-    assert "judged against a margin of AUC 0.65" in html
+    assert "At margin AUC 0.65" in html
     assert "null: no_signal; medium: signal; signal: signal" in html
-    assert html.index("By cohort") < html.index("By configuration") < html.index('<section id="auc">')
+    assert (html.index("By cohort") < html.index("<img") < html.index("By configuration")
+            < html.index('<section id="probabilities">'))
     assert 'class="verdict-right">no_signal<' in html
+
+
+def test_verdict_colours_say_right_wrong_and_neutral(tmp_path):
+    studies = [synthetic_study(tmp_path / "runs", "missed", "missed", 0.0, strength=0.5),  # planted, no_signal
+               synthetic_study(tmp_path / "runs", "found", "found", 3.0, strength=1.0),
+               synthetic_study(tmp_path / "runs", "real", "real", 0.0)]  # no expectation
+    html = build_report(ReportInput("c", "", studies), tmp_path / "out").read_text()
+    first = html[html.index("By cohort"):html.index("<img")]
+    assert '<td class="verdict-wrong">no_signal</td>' in first
+    assert '<td class="verdict-right">signal</td>' in first
+    assert '<td class="verdict-neutral">no_signal</td>' in first
+
+
+def test_evidence_is_folded_and_stated_once_per_configuration(built):
+    html, _, summary = built
+    folded = html[html.index("<details>"):html.index("</details>")]
+    assert "Evidence per configuration (6)" in folded
+    for row in summary["configurations"]:
+        reason, alike = str(escape(row["reason"])), [r["reason"] for r in summary["configurations"]]
+        assert html.count(reason) == folded.count(reason) == alike.count(row["reason"])
+    assert "mean AUC of 3 runs" not in html  # the sentence pattern is not repeated per configuration
+    assert html.count("permutation of the evaluation labels across all runs at once") == 1
+
+
+def test_a_permutation_p_needs_enough_null_runs(tmp_path):
+    few = synthetic_study(tmp_path / "runs", "few", "few", 3.0, configs=("toy",), null_trials=1)
+    enough = synthetic_study(tmp_path / "runs", "enough", "enough", 3.0, configs=("toy",), null_trials=19)
+    html = build_report(ReportInput("p", "", [few, enough]), tmp_path / "out").read_text()
+    assert "<td>1 run: too few for a p (needs 19)</td>" in html
+    assert "<td>p = 0.050 (19 runs)</td>" in html
+    assert "0.500" not in html.replace("0.5000", "")  # never a bare p from one null run
+
+
+def test_header_states_what_was_run(tmp_path):
+    study = synthetic_study(tmp_path / "runs", "s", "s", 0.0, configs=("toy",), seeds=2, null_trials=1)
+    study.attrs = {"profile": "smoke", "spec_hash": "abc123",
+                   "spec": {"data": {"preprocess": {"size": 32, "depth": 16}}, "model": {"preset": "smoke"}}}
+    html = build_report(ReportInput("s", "the spec says 256 x 256", [study]), tmp_path / "out").read_text()
+    header = html[:html.index("<nav>")]
+    assert ("s (cohort s): profile smoke; toy (preset smoke) on 32 × 32 × 16 FLAIR (slices); adam, 6 epochs, "
+            "batch 8; seeds 0, 1; 3 trials (1 label-permutation null); 60 train / 60 validation / 200 held-out "
+            "test patients") in header
+    assert "abc123" in html[html.index('<section id="reproducibility">'):]
+
+
+def test_digits_are_not_listed_as_an_mri_modality(tmp_path):
+    from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
+
+    series = {"FLAIR": SeriesRecord("FLAIR", True, "ok", plane="axial")}
+    patients = [PatientRecord(f"{i:05d}", i % 2, "ok", series=series) for i in range(4)]
+    digits = Manifest("digits", "digits", ["FLAIR"], {"size": 32, "depth": 8}, "h", 0, patients)
+    study = synthetic_study(tmp_path / "runs", "d", "digits", 3.0, configs=("toy",), null_trials=0)
+    html = build_report(ReportInput("d", "", [study], manifests={"digits": digits}), tmp_path / "out").read_text()
+    data = html[html.index('<section id="data">'):html.index('<section id="reproducibility">')]
+    assert "MNIST digit images: 4 ok" in data and "FLAIR" not in data and "axial" not in data
 
 
 def test_report_margin_changes_the_verdict_and_validation_only_runs_say_so(tmp_path):
@@ -201,5 +258,5 @@ def test_probes_show_the_layer_that_separates(tmp_path):
     layers = {p["layer"]: p for p in summary["probes"]["probed · toy"]}
     assert layers["deep"]["separability"] > 0.95 and layers["deep"]["linear_auc"] > 0.95
     assert layers["shallow"]["separability"] < 0.75
-    assert "t-SNE embedding per layer" in html and "separability by layer depth" in html
-    assert f'<td>probed · toy</td><td class="num">{N_VAL}</td>' in html  # the sample size beside the score
+    assert "t-SNE embedding per probed model and layer" in html and "separability by layer depth" in html
+    assert f'<td>probed · C1</td><td class="num">{N_VAL}</td>' in html  # the sample size beside the score

@@ -22,8 +22,10 @@ from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.report import sections
 from mgmt_audit.report.collect import StudyRuns, load_study_runs
 from mgmt_audit.report.groups import group_trials
+from mgmt_audit.report.keys import config_keys
 from mgmt_audit.report.page import render
 from mgmt_audit.report.probing import probe_studies
+from mgmt_audit.report.provenance import header_lines, study_runs
 from mgmt_audit.report.verdicts import judge_report
 
 REPORT_NAME, SUMMARY_NAME = "index.html", "summary.json"
@@ -55,21 +57,22 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
         groups, report.margin, separability={p.name: p.final for p in probes if not p.study.control},
         control_separability=max(controls) if controls else None,
     )
+    keys = config_keys(report.studies)
+    runs = study_runs(report.studies, report.manifests)
     page = [
-        sections.verdict_section(verdicts),
-        sections.auc_section(verdicts),
-        sections.probability_section(verdicts),
-        sections.loss_section(groups),
-        sections.probes_section(probes, report.manifests),
+        sections.verdict_section(verdicts, keys),
+        sections.probability_section(verdicts, keys),
+        sections.loss_section(groups, keys),
+        sections.probes_section(probes, report.manifests, keys),
         sections.power_section(verdicts),
-        sections.importance_section(report.studies),
-        sections.data_section(dict(report.manifests)),
-        sections.reproducibility_section(reproducibility_facts(report)),
+        sections.importance_section(report.studies, keys),
+        sections.data_section(report.manifests),
+        sections.reproducibility_section(reproducibility_facts(report), runs),
     ]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lede = (f"Verdicts are judged against a margin of AUC {report.margin:g}, the smallest AUC of interest: "
+    lede = (f"At margin AUC {report.margin:g} (the smallest AUC of interest): "
             + "; ".join(f"{c.cohort}: {c.verdict}" for c in verdicts.cohorts) + ".")
-    html = render(report.title, report.description, page, generated, __version__, lede)
+    html = render(report.title, report.description, page, generated, __version__, lede, header_lines(runs))
     atomic_write_text(out / REPORT_NAME, html)
     summary = {
         "title": report.title,
@@ -130,21 +133,20 @@ def study_margin(study: StudyRuns) -> float:
 
 
 def study_facts(study: StudyRuns, storage: str) -> dict[str, Any]:
-    """The study's recorded identity for the reproducibility section."""
+    """The study's storage and search settings for the reproducibility section (what it ran, the
+    section's first table, is read from its runs)."""
     attrs = study.attrs
     return {
-        f"study {study.name}": (
-            f"profile {attrs.get('profile')}, spec hash {attrs.get('spec_hash')}, "
-            f"sampler {attrs.get('sampler')} {attrs.get('sampler_settings')}, "
-            f"seeds {attrs.get('seeds')} ({attrs.get('seed_policy')}), "
-            f"null trials {attrs.get('null_trials')}, optuna {attrs.get('optuna_version')}"),
+        f"search of {study.name}": (
+            f"sampler {attrs.get('sampler')} {attrs.get('sampler_settings')}, pruner {attrs.get('pruner')}, "
+            f"seeds {attrs.get('seeds')} ({attrs.get('seed_policy')}), optuna {attrs.get('optuna_version')}"),
         f"storage of {study.name}": storage,
     }
 
 
 def reproducibility_facts(report: ReportInput) -> dict[str, Any]:
     """Versions, command line, devices, seeds, storage, git commit, then the caller's facts."""
-    facts: dict[str, Any] = {f"version: {name}": _version(name) for name in VERSIONED}
+    facts: dict[str, Any] = {"versions": ", ".join(f"{name} {_version(name)}" for name in VERSIONED)}
     facts["python"] = sys.version.split()[0]
     facts["command line"] = " ".join(["mgmt-audit", *sys.argv[1:]]) if sys.argv else "–"
     results = [t.result for s in report.studies for t in s.finished]

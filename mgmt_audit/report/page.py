@@ -20,9 +20,10 @@ class Cell:
 
 @dataclass
 class Block:
-    """A figure (``uri`` a PNG data URI), a table (``columns``, ``rows``) or a paragraph (``text``)."""
+    """A figure (``uri`` a PNG data URI), a table (``columns``, ``rows``), a paragraph (``text``) or
+    folded blocks (``children`` under the summary ``title``, closed until opened)."""
 
-    kind: str  # "figure" | "table" | "text"
+    kind: str  # "figure" | "table" | "text" | "details"
     title: str = ""
     uri: str = ""
     alt: str = ""
@@ -31,6 +32,7 @@ class Block:
     rows: Sequence[Sequence[Cell]] = ()
     note: str = ""
     text: str = ""
+    children: Sequence[Block] = ()
 
 
 @dataclass
@@ -61,6 +63,11 @@ def text_block(text: str, title: str = "") -> Block:
     return Block(kind="text", title=title, text=text)
 
 
+def details_block(summary: str, children: Sequence[Block]) -> Block:
+    """``children`` folded under ``summary`` (an HTML ``<details>``: closed on screen and in print)."""
+    return Block(kind="details", title=summary, children=list(children))
+
+
 def cell_of(value: Any) -> Cell:
     """A table cell for a value: Cells pass through, numbers right-aligned, None as an en dash."""
     if isinstance(value, Cell):
@@ -77,8 +84,9 @@ def cell_of(value: Any) -> Cell:
 
 
 def render(title: str, description: str, sections: Sequence[Section], generated: str,
-           version: str, lede: str = "") -> str:
-    """The whole HTML page as a string."""
+           version: str, lede: str = "", runs: Sequence[str] = ()) -> str:
+    """The whole HTML page as a string: ``lede`` (the answer) first, the ``description`` and the
+    ``runs`` (what was run, one line each) below it."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
@@ -89,5 +97,5 @@ def render(title: str, description: str, sections: Sequence[Section], generated:
     )
     return environment.get_template("report.html").render(
         title=title, description=description, sections=sections, generated=generated,
-        version=version, lede=lede,
+        version=version, lede=lede, runs=runs,
     )
