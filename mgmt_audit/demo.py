@@ -103,8 +103,10 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         + ", ".join(f"{c.name} (S = {c.strength:g})" for c in plan.cohorts)
         + f"; {sizes}; studies {', '.join(plan.studies)} (profile {PROFILE})")
     manifests, studies = {}, []
-    facts = {"profile": PROFILE, "demo plan": "quick" if quick else "full", "demo sizes": sizes,
-             "demo split overrides": str(DEMO_TRAIN), "demo cache preprocessing": f"{PREPROCESS}, {list(MODALITIES)}"}
+    facts = {"demo plan": "quick" if quick else "full", "demo sizes": sizes,
+             "demo split overrides": str(DEMO_TRAIN),
+             "demo cache preprocessing": f"{PREPROCESS}, {list(MODALITIES)}",
+             "storage": f"sqlite:///{(out / 'work').resolve()}/<cohort>/runs/<study>.db, one per cohort and study"}
 
     def run(spec, cohort: str, manifest: Manifest, **study_kwargs) -> None:
         runs_dir = out / "work" / cohort / "runs"
@@ -116,7 +118,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
                   data=manifest.folder, log=lambda line: log(f"[{cohort}] {line}"))
         study = load_study_runs(spec.name, storage, cohort=cohort, **study_kwargs)
         studies.append(study)
-        facts.update({f"{k} ({cohort})": v for k, v in study_facts(study, safe_url(storage)).items()})
+        search = f"search of {spec.name}"
+        facts.setdefault(search, study_facts(study, safe_url(storage))[search])
 
     for cohort in plan.cohorts:
         manifest = prepare_cohort(cohort, out / "work" / cohort.name, patients=plan.patients, log=log)
@@ -134,12 +137,10 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         title="demo: phantom cohorts with and without a planted signal",
         description=(
             "Phantom glioblastoma cohorts whose label is linked to the images by a planted signal of "
-            "strength S (S = 0: no link at all). A trustworthy audit finds the signal where it was "
-            f"planted and excludes one of the margin where none was. Sizes run: {sizes}. Studies, at "
-            f"their {PROFILE} profiles on these caches: "
-            + "; ".join(f"{s.name} ({s.model['family']}, {len(s.seeds)} seed(s), {s.n_trials} trials of "
-                        f"which {s.null_trials} null)" for s in specs)
-            + (f"; the MNIST-digits control ({CONTROL_STUDY}) as the positive control." if plan.probe else ".")),
+            "strength S (S = 0: no link at all)"
+            + (", and the MNIST-digits positive control" if plan.probe else "")
+            + ". A trustworthy audit finds the signal where it was planted and excludes an AUC of the "
+            f"margin where none was. Sizes run: {sizes}; the studies at their {PROFILE} profiles."),
         studies=studies, manifests=manifests, facts=facts, margin=DEMO_MARGIN,
     ), out)
     summary = json.loads(report.with_name("summary.json").read_text())
