@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_study_argument(p)
-    p.add_argument("--profile", default="paper", help="'paper' (published sizes, GPU) or 'smoke' (tiny, CPU)")
+    p.add_argument("--profile", default="paper",
+                   help="'paper' (published sizes, GPU) or 'smoke' (tiny, CPU) (default: paper)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data", type=Path, metavar="DIR",
                         help="an ingested cache (manifest.json) or a raw RSNA-MICCAI root (train_labels.csv); "
@@ -59,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-failed", type=int, metavar="N",
                    help="stop with an error once N trials have failed for reasons of their own "
                    "(default: the target number of trials)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="training device (default: auto, CUDA when present, else CPU)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--worker-index", type=int, default=0,
                    help="index of this machine's first worker (seeds its sampler); machines sharing one "
@@ -68,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads per worker (default: $OMP_NUM_THREADS, else CPU cores / workers)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where trial folders go (default runs)")
     p.add_argument("--heartbeat", type=int, default=30,
-                   help="seconds between trial heartbeats; a trial silent for 2x this is failed and retried")
+                   help="seconds between trial heartbeats; a trial silent for 2x this is failed and retried "
+                   "(default 30)")
     p.add_argument("--probe", action="store_true", help="also save per-layer validation features (features.npz)")
     p.set_defaults(func=_run)
 
