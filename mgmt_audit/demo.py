@@ -145,7 +145,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     ), out)
     summary = json.loads(report.with_name("summary.json").read_text())
     for cohort in summary["cohorts"]:
-        log(f"[{cohort['cohort']}] {cohort['verdict']}: {cohort['answers'][0]['bound_words']}")
+        log(f"[{cohort['cohort']}] {cohort['verdict']}: {cohort['bound_words']}")
     log(f"done in {time.perf_counter() - started:.0f} s")
     return DemoResult(report, summary["verdicts"])
 

@@ -14,7 +14,9 @@ import pytest
 from markupsafe import escape
 from report_factory import N_VAL, synthetic_run, synthetic_study
 
-from mgmt_audit.report.build import ReportInput, build_report, report_study
+from mgmt_audit.cli import main
+from mgmt_audit.cli.report import verdict_table
+from mgmt_audit.report.build import ReportInput, build_report
 from mgmt_audit.report.collect import StudyRuns, TrialRun, config_label
 from mgmt_audit.report.figures import new_figure, to_data_uri
 from mgmt_audit.report.sections import param_importances
@@ -229,7 +231,7 @@ def test_config_label_names_family_and_searched_values():
     assert config_label("cnn2d", {"model": "vit"}) == "vit"
 
 
-def test_report_study_reads_an_optuna_storage(tmp_path):
+def test_report_study_reads_an_optuna_storage(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'toy.db'}"
     study = optuna.create_study(study_name="toy", storage=storage, direction="maximize")
     study.set_user_attr("spec", {"description": f"toy study {HOSTILE}", "model": {"family": "cnn2d"}})
@@ -242,8 +244,16 @@ def test_report_study_reads_an_optuna_storage(tmp_path):
             value=result.val_auc, params={"lr": 1e-3}, distributions=distributions,
             user_attrs={"seed": seed, "null": null, "val_auc": result.val_auc,
                         "artifacts": str(folder), "config_id": "abc"}))
-    html_path = report_study("toy", storage=storage, runs_dir=tmp_path / "runs", out=tmp_path / "out")
+    assert main(["report", "toy", "--storage", storage, "--runs-dir", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    html_path = tmp_path / "out" / "index.html"
+    assert printed[-2:] == [f"report: {html_path}", f"summary: {html_path.with_name('summary.json')}"]
     summary = json.loads(html_path.with_name("summary.json").read_text())
+    toy = summary["cohorts"][0]
+    assert printed[0] == "verdicts at margin 0.65:" and printed[1].split()[:2] == ["cohort", "n"]
+    assert printed[2].split()[:2] == ["toy", f"{toy['n_pos']}/{toy['n_neg']}"]
+    assert printed[2].split()[5] == "signal" and printed[2].endswith(toy["bound_words"])
     assert summary["verdicts"] == {"toy": "signal"}
     assert summary["configurations"][0]["configuration"] == "cnn2d (lr=0.001)"
     assert summary["studies"][0]["null_trials"] == 1
@@ -260,3 +270,17 @@ def test_probes_show_the_layer_that_separates(tmp_path):
     assert layers["shallow"]["separability"] < 0.75
     assert "t-SNE embedding per probed model and layer" in html and "separability by layer depth" in html
     assert f'<td>probed · C1</td><td class="num">{N_VAL}</td>' in html  # the sample size beside the score
+
+
+def test_printed_verdicts_agree_with_the_cohort_verdict(tmp_path):
+    """A cohort whose first study's answer is inconclusive and second's is signal prints the signal's
+    interval and words, never the first answer's."""
+    weak = synthetic_study(tmp_path / "runs", "weak", "c", 0.0, configs=("toy",), seeds=2, null_trials=0)
+    strong = synthetic_study(tmp_path / "runs", "strong", "c", 3.0, configs=("toy",), seeds=2, null_trials=0)
+    out = build_report(ReportInput("two", "", [weak, strong]), tmp_path / "out")
+    summary = json.loads(out.with_name("summary.json").read_text())
+    cohort = summary["cohorts"][0]
+    lead = next(a for a in cohort["answers"] if a["study"] == "strong")
+    assert cohort["verdict"] == lead["verdict"] == "signal" and cohort["answers"][0]["study"] == "weak"
+    line = verdict_table(summary)[2]
+    assert lead["bound_words"] in line and f"{lead['auc']:.3f}" in line

@@ -38,10 +38,23 @@ def _report(args: argparse.Namespace) -> int:
     path = report_study(study_name(args.name), storage=args.storage, runs_dir=args.runs_dir, out=args.out,
                         margin=args.margin)
     summary = json.loads(path.with_name("summary.json").read_text())
-    print(f"verdicts at margin {summary['margin']:g}:")
-    for cohort in summary["cohorts"]:
-        lead = cohort["answers"][0]
-        print(f"  {cohort['cohort']:<20} {cohort['verdict']:<20} {lead['bound_words']}")
+    for line in verdict_table(summary):
+        print(line)
     print(f"report: {path}")
     print(f"summary: {path.with_name('summary.json')}")
     return 0
+
+
+def verdict_table(summary: dict) -> list[str]:
+    """The report's By cohort table as printed lines: cohort, n, AUC with its 90% interval, verdict,
+    what the data exclude, and against a phantom's expectation whether the verdict is right."""
+    rows = [("cohort", "n (pos/neg)", "AUC [90% interval]", "verdict", "what the data exclude", "expected")]
+    for c in summary["cohorts"]:
+        status = "" if c["status"] is None else f"{c['status']}: {c['expected']}"
+        auc = f"{c['auc']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+        rows.append((c["cohort"], f"{c['n_pos']}/{c['n_neg']}", auc, c["verdict"], c["bound_words"], status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [f"verdicts at margin {summary['margin']:g}:"]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+              for row in rows]
+    return [line.rstrip() for line in lines]

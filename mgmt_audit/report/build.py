@@ -82,6 +82,9 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
         "cohorts": [
             {"cohort": c.cohort, "verdict": c.verdict, "reason": c.reason, "planted_strength": c.strength,
              "control": c.control, "expected": c.expected, "status": c.status,
+             "design": c.lead.design, "n_pos": c.lead.estimate.n_pos, "n_neg": c.lead.estimate.n_neg,
+             "auc": c.lead.auc, "ci_low": c.lead.ci_low, "ci_high": c.lead.ci_high,
+             "bound_words": c.lead.bound_words,
              "answers": [{"study": a.group.study.name, "configuration": a.group.config,
                           **a.verdict.to_dict()} for a in c.answers]}
             for c in verdicts.cohorts
