@@ -21,6 +21,7 @@ from mgmt_audit.report.collect import StudyRuns, TrialRun, config_label
 from mgmt_audit.report.figures import new_figure, to_data_uri
 from mgmt_audit.report.sections import param_importances
 
+pytestmark = pytest.mark.filterwarnings("error")  # a library warning reaching a report user fails
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 HEADINGS = ("Verdicts", "Predicted probabilities by true label", "Training and validation loss",
             "Layer probes (t-SNE)", "Planted-signal power curve", "Hyperparameters and trials", "Data",

@@ -14,6 +14,7 @@ from matplotlib.text import Text
 
 from mgmt_audit.report import figures
 
+pytestmark = pytest.mark.filterwarnings("error")  # a library warning reaching a report user fails
 COUNTS = (2, 20)
 
 

@@ -159,13 +159,13 @@ def probability_histograms(panels: Sequence[ProbabilityPanel], columns: int = 6)
                 x, density = panel.kde[label]
                 axes.plot(x, density, color=CLASS_COLOURS[label], linewidth=1.3)
         axes.axvline(0.5, **CHANCE_STYLE)
-        axes.set_title(f"{panel.title}\n{panel.note}", fontsize="x-small")
+        axes.set_title(f"{panel.title}\n{panel.note}", fontsize="small")
         axes.set_xlim(0.0, 1.0)
         axes.set_xticks([0.0, 0.5, 1.0])
-        axes.set_xlabel("predicted P(label 1)", fontsize="x-small")
+        axes.set_xlabel("predicted P(label 1)", fontsize="small")
         if index % columns == 0:
-            axes.set_ylabel("density (1 / unit P)", fontsize="x-small")
-        axes.tick_params(labelsize="x-small")
+            axes.set_ylabel("density (1 / unit P)", fontsize="small")
+        axes.tick_params(labelsize="small")
     _figure_legend(figure, grid[:1], "outside upper center", ncol=2)
     return figure
 
@@ -204,11 +204,11 @@ def loss_curves(panels: Sequence[LossPanel], columns: int = 4) -> Figure:
             axes.plot(np.arange(1, len(run.train_loss) + 1), run.train_loss, "-", color=colour, linewidth=1.1)
             axes.plot(np.arange(1, len(run.val_loss) + 1), run.val_loss, "--", color=colour, linewidth=1.1)
         axes.axhline(panel.chance, color="0.3", linestyle=":", linewidth=1.4)
-        axes.set_title(panel.title, fontsize="x-small")
-        axes.set_xlabel("epoch", fontsize="x-small")
+        axes.set_title(panel.title, fontsize="small")
+        axes.set_xlabel("epoch", fontsize="small")
         if index % columns == 0:
-            axes.set_ylabel("cross-entropy (nats)", fontsize="x-small")
-        axes.tick_params(labelsize="x-small")
+            axes.set_ylabel("cross-entropy (nats)", fontsize="small")
+        axes.tick_params(labelsize="small")
         axes.xaxis.get_major_locator().set_params(integer=True)
     handles = [Line2D([], [], color=colour, linewidth=2) for colour in names.values()]
     handles += [Line2D([], [], color="0.2", linestyle="-"), Line2D([], [], color="0.2", linestyle="--"),
@@ -245,13 +245,13 @@ def tsne_grid(embeddings: Sequence[Embedding], class_names: Mapping[int, str], c
         subtitle = embedding.title
         if embedding.separability is not None:
             subtitle += f"\nseparability {embedding.separability:.2f}"
-        axes.set_title(subtitle, fontsize="x-small")
+        axes.set_title(subtitle, fontsize="small")
         axes.set_xticks([])
         axes.set_yticks([])
         if index >= len(embeddings) - columns:
-            axes.set_xlabel("t-SNE 1 (a.u.)", fontsize="x-small")
+            axes.set_xlabel("t-SNE 1 (a.u.)", fontsize="small")
         if index % columns == 0:
-            axes.set_ylabel("t-SNE 2 (a.u.)", fontsize="x-small")
+            axes.set_ylabel("t-SNE 2 (a.u.)", fontsize="small")
     _figure_legend(figure, grid[:1], "outside upper center", ncol=2)
     return figure
 
@@ -276,9 +276,9 @@ def separability_curve(panels: Mapping[str, Mapping[str, Sequence[tuple[str, flo
         axes.set_xlabel("layer depth (1 = first probed layer)", fontsize="small")
         axes.set_ylabel("separability (kNN balanced accuracy)", fontsize="small")
         axes.set_ylim(0.0, 1.02)
-        axes.tick_params(labelsize="x-small")
+        axes.tick_params(labelsize="small")
         axes.xaxis.get_major_locator().set_params(integer=True)
-        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", frameon=False)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
     return figure
 
 
