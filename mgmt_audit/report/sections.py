@@ -5,8 +5,8 @@ nothing to show says why instead of vanishing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,13 +19,12 @@ from mgmt_audit.errors import AnalysisInputError
 from mgmt_audit.report import figures
 from mgmt_audit.report.collect import StudyRuns
 from mgmt_audit.report.groups import Group
-from mgmt_audit.report.keys import SELECTED, ConfigKeys
+from mgmt_audit.report.keys import SELECTED, ConfigKeys, config_keys
 from mgmt_audit.report.page import Cell, Section, details_block, figure_block, table_block, text_block
 from mgmt_audit.report.probing import StudyProbe
 from mgmt_audit.report.provenance import StudyRun, merged
 from mgmt_audit.report.verdicts import ConfigurationVerdict, ReportVerdicts
 
-T = TypeVar("T")
 MAX_PANELS = 8  # seed runs shown per configuration in the probability histograms
 MIN_IMPORTANCE_TRIALS = 6
 MIN_BAND_TRIALS = 5  # null trials before a band of their central 90 % is drawn
@@ -58,13 +57,15 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
               f"study's answer ({SELECTED}) is its configuration with the best validation AUC. Colour "
               "against the phantom's expectation: green right, red wrong, grey an allowed weaker "
               "answer or no expectation (real data).")))
+    members: dict[str, list[ConfigurationVerdict]] = {}
+    for cv in verdicts.configurations:
+        members.setdefault(cv.group.study.cohort, []).append(cv)
     section.blocks.append(figure_block(
         figures.auc_overview([
-            figures.AucPanel(f"{cohort} · {c.verdict}"
+            figures.AucPanel(f"{c.cohort} · {c.verdict}"
                              + ("" if c.strength is None else f" (planted S = {c.strength:g})"),
-                             [_auc_group(cv, keys) for cv in members])
-            for (cohort, members), c in zip(by_cohort(verdicts.configurations, _cohort).items(),
-                                            verdicts.cohorts, strict=True)], margin),
+                             [_auc_group(cv, keys) for cv in members[c.cohort]])
+            for c in verdicts.cohorts], margin),
         "AUC per seed and configuration, per cohort, with the null band and the margin",
         "AUC across seeds: each dot one seed run on the evaluation patients, the black square the mean "
         "over seeds with its 90% interval (DeLong, the seeds' covariance estimated), grey the central "
@@ -90,10 +91,6 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
     section.blocks.append(details_block(
         f"Evidence per configuration ({len(verdicts.configurations)})", [evidence_table(verdicts, keys)]))
     return section
-
-
-def _cohort(cv: ConfigurationVerdict) -> str:
-    return cv.group.study.cohort
 
 
 def _key(cv: ConfigurationVerdict, keys: ConfigKeys) -> str:
@@ -188,15 +185,6 @@ def probability_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
         figures.probability_histograms(panels), "predicted probabilities per seed run",
         "Predicted probabilities per cohort, configuration and seed run."))
     return section
-
-
-def by_cohort(items: Sequence[T], cohort: Callable[[T], str] = lambda g: g.study.cohort) -> dict[str, list[T]]:
-    """``items`` (groups, or anything ``cohort`` maps to its cohort) keyed by cohort, in order of first
-    appearance."""
-    cohorts: dict[str, list[T]] = {}
-    for item in items:
-        cohorts.setdefault(cohort(item), []).append(item)
-    return cohorts
 
 
 def _panel(title: str, labels, probs, shape: Bimodality, run: int) -> figures.ProbabilityPanel:
@@ -311,9 +299,11 @@ def power_section(verdicts: ReportVerdicts) -> Section:
     return section
 
 
-def importance_section(studies: Sequence[StudyRuns], keys: ConfigKeys) -> Section:
-    """Section 6: Optuna hyperparameter importance (fANOVA) and every trial, folded."""
+def importance_section(studies: Sequence[StudyRuns], keys: ConfigKeys | None = None) -> Section:
+    """Section 6: Optuna hyperparameter importance (fANOVA) and every trial, folded (configurations
+    named by ``keys``, by default those of ``studies``)."""
     section = Section("trials", "Hyperparameters and trials")
+    keys = keys or config_keys(studies)
     if not studies:
         section.empty = "no study was given"
         return section
