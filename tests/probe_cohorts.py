@@ -21,9 +21,9 @@ def phantom_cache(
     records = []
     for index, label in enumerate(cohort_labels(patients, seed)):
         pid = f"{index:05d}"
-        image = synthesize_patient(index, int(label), signal, seed=seed, modalities=("FLAIR",)).images["FLAIR"]
+        patient = synthesize_patient(index, int(label), signal, seed=seed, modalities=("FLAIR",))
         path = f"{pid}/FLAIR.npy"
-        save_array(folder / path, preprocess_volume(image, spec))
+        save_array(folder / path, preprocess_volume(patient.images["FLAIR"], patient.affine, spec).array)
         series = {"FLAIR": SeriesRecord("FLAIR", True, "ok", shape=list(spec.shape), path=path)}
         records.append(PatientRecord(pid, int(label), "ok", series=series))
     manifest = Manifest(dataset="phantom", layout="rsna-miccai", modalities=["FLAIR"],

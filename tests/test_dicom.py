@@ -69,7 +69,8 @@ def _mutate(path: Path, **tags) -> None:
 @pytest.mark.parametrize("plane,tilt,axis", PLANES)
 def test_each_plane_returns_the_known_volume_in_ras(series_dirs, plane, tilt, axis):
     volume = read_series(series_dirs[(plane, tilt, axis)])
-    assert volume.plane == ("oblique" if tilt else plane)
+    assert volume.plane == plane  # the closest patient axis; the tilt is the oblique angle
+    assert volume.oblique_deg == pytest.approx(tilt, abs=1e-3)
     assert volume.array.dtype == np.float32 and volume.array.ndim == 3
     assert all(stride > 0 for stride in volume.array.strides)  # usable by torch.from_numpy
     # closest RAS+ axes: each array axis runs mostly along the same-numbered world axis, positively
@@ -211,14 +212,14 @@ def test_writer_headers_are_real_and_anonymous(axial_dir):
     assert [float(v) for v in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
 
 
-def test_plane_geometry_tilt_makes_an_oblique_series():
+def test_plane_geometry_tilt_keeps_the_closest_axis():
     straight = plane_geometry("coronal", center_ras=(0, 0, 0), fov_mm=96, matrix=16, n_slices=4,
                               slice_spacing=3)
     slight = plane_geometry("coronal", center_ras=(0, 0, 0), fov_mm=96, matrix=16, n_slices=4,
                             slice_spacing=3, tilt_deg=1.0, tilt_axis="z")
     tilted = plane_geometry("coronal", center_ras=(0, 0, 0), fov_mm=96, matrix=16, n_slices=4,
                             slice_spacing=3, tilt_deg=10.0, tilt_axis="z")
-    assert (straight.plane, slight.plane, tilted.plane) == ("coronal", "coronal", "oblique")
+    assert (straight.plane, slight.plane, tilted.plane) == ("coronal", "coronal", "coronal")
     assert np.allclose(straight.normal, [0, 1, 0])  # LPS posterior
     assert np.degrees(np.arccos(tilted.normal @ straight.normal)) == pytest.approx(10.0)
 
@@ -260,9 +261,10 @@ def test_two_series_in_one_folder(tmp_path):
             "1.2.826.0.1.3680043.8.498.3", "own folder")
 
 
-def test_a_file_that_is_not_dicom(axial_dir):
-    (axial_dir / "notes.txt").write_text("scanner notes")
-    _raises(axial_dir, "notes.txt is not a DICOM file", "remove it")
+def test_only_non_image_files_is_refused_naming_them(tmp_path):
+    (tmp_path / "notes.txt").write_text("scanner notes")
+    (tmp_path / "Thumbs.db").write_bytes(os.urandom(300))
+    _raises(tmp_path, "none of its 2 files is a DICOM image", "notes.txt: not a DICOM file")
 
 
 @pytest.mark.parametrize("keep", [0.95, 0.3])

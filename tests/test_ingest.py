@@ -137,7 +137,7 @@ def _plant_faults(train: Path) -> dict[tuple[str, str], str]:
 
     _edit(first("00001", "T1wCE"), shrink)
 
-    def jpeg_ls(ds):  # labelled JPEG-LS (no decoder installed); the bytes never reach a decoder
+    def jpeg_ls(ds):  # labelled JPEG-LS, but the bytes are raw pixels: the decoder refuses them
         ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLSLossless
         ds.PixelData = pydicom.encaps.encapsulate([ds.PixelData])
 
@@ -146,13 +146,12 @@ def _plant_faults(train: Path) -> dict[tuple[str, str], str]:
     shutil.rmtree(train / "00002" / "T2w")
     return {
         ("00000", "FLAIR"): "2 series in one folder",
-        ("00000", "T1w"): "not a DICOM file",
         ("00000", "T1wCE"): "truncated",
         ("00000", "T2w"): "ImageOrientationPatient",
         ("00001", "FLAIR"): "ImagePositionPatient",
         ("00001", "T1w"): "PixelSpacing",
         ("00001", "T1wCE"): "mismatched Rows/Columns",
-        ("00001", "T2w"): "no decoder",
+        ("00001", "T2w"): "cannot be decoded",
         ("00002", "T2w"): "no T2w folder",
     }
 
@@ -181,6 +180,9 @@ def test_bad_inputs_are_quarantined_and_the_rest_ingested_without_phi(cohort, tm
         assert text in record.reason, record.reason
         assert f"{modality}: " in status[pid].reason and status[pid].status == "quarantined"
     assert status["00002"].series["FLAIR"].ok and (out / status["00002"].series["FLAIR"].path).is_file()
+    # a stray text file in a series folder is skipped, and the skip recorded; the series is read
+    stray = status["00000"].series["T1w"]
+    assert stray.ok and stray.skipped == ["Image-9999.dcm: not a DICOM file (no 'DICM' header and no image tags)"], stray
     assert [status[p].status for p in ("00003", "00004", "00005", "00321")] == ["ok"] * 4
     assert status["00321"].label is None
     assert status["00777"].status == "quarantined" and status["00777"].reason == "no image folder"
@@ -207,7 +209,7 @@ def test_bad_inputs_are_quarantined_and_the_rest_ingested_without_phi(cohort, tm
 
 def test_brats_task1_masks_on_one_grid_and_overlap(cohort, tmp_path):
     out = tmp_path / "cache"
-    spec = PreprocessSpec(size=(32, 32), depth=16, slice_mode="resample")  # whole brain: every tumour in
+    spec = PreprocessSpec(size=(40, 40), depth=16, slice_mode="resample")  # 6 mm, whole head: every tumour in
     ingest(cohort.brats, cohort.labels_csv, out, spec=spec, layout="brats-task1", progress=False)
     manifest = Manifest.load(out)
     assert manifest.layout == "brats-task1" and all(p.status == "ok" for p in manifest.patients)
@@ -252,3 +254,29 @@ def test_cli_exit_status_and_description(cohort, tmp_path, capsys):
     bad.write_text("BraTS21ID,MGMT_value\n1,0\n1,1\n")
     with pytest.raises(CohortError, match="two different labels"):
         read_labels(bad)
+
+
+def test_expected_disk_use_is_the_arrays_bytes():
+    from mgmt_audit.data.ingest import expected_bytes
+
+    # the numbers: 24 patients, four modalities at 256 x 256 x 64 float32 = 1.6 GB
+    assert expected_bytes(24, MODALITIES, PreprocessSpec(size=(256, 256), depth=64)) == 24 * 4 * 256 * 256 * 64 * 4
+    assert expected_bytes(2, ["FLAIR"], SPEC, layout="brats-task1") == 2 * (32 * 32 * 16 * 5)  # + uint8 mask
+
+
+def test_ingest_for_a_study_reads_only_its_modalities_and_says_the_disk_use(cohort, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["ingest", str(cohort.root), "--labels", str(cohort.labels_csv), "--out", str(out),
+                 "--study", "demo", "--profile", "smoke", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    spec = PreprocessSpec(size=(16, 16), depth=8)  # demo's smoke profile
+    first = captured.out.splitlines()[0]
+    assert first.startswith(f"ingest: {PATIENTS} patients x 1 modalities (FLAIR) -> {out / spec.hash}")
+    assert f"about {PATIENTS * 16 * 16 * 8 * 4 / 1024:.1f} KiB on disk" in first
+    manifest = Manifest.load(out)
+    assert manifest.modalities == ["FLAIR"] and manifest.preprocess_hash == spec.hash
+    assert {m for p in manifest.patients for m in p.series} == {"FLAIR"}
+    assert "ingest" in captured.err and f"{PATIENTS}/{PATIENTS}" in captured.err  # the progress bar
+    assert main(["ingest", str(cohort.root), "--labels", str(cohort.labels_csv), "--out", str(out),
+                 "--study", "demo", "--size", "8", "8"]) == 2
+    assert "--study demo sets the preprocessing; leave out --size" in capsys.readouterr().err

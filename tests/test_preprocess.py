@@ -1,112 +1,155 @@
-"""Preprocessing steps against independent truth on small synthetic volumes."""
+"""Preprocessing on one physical grid, against independent truth on small synthetic volumes."""
 
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from mgmt_audit.data.preprocess import (
     PreprocessSpec,
-    apply_plan,
     clahe,
-    crop_bounds,
-    extract,
-    foreground_mask,
-    largest_area_slice,
+    foreground_level,
+    foreground_points,
     normalise,
-    plan_geometry,
+    plan_grid,
     preprocess_volume,
 )
+from mgmt_audit.data.resample import Grid, resample
 from mgmt_audit.errors import ConfigError, SeriesError
 
 
-def ellipsoid(shape=(24, 20, 18), centre=(12.0, 9.0, 7.0), radii=(8.0, 6.0, 5.0), value=100.0):
-    """A bright ellipsoid on zero background: its widest axial slice is the one through its centre."""
-    grid = np.meshgrid(*(np.arange(n, dtype=float) for n in shape), indexing="ij")
-    inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True)) <= 1.0
-    return (inside * value).astype(np.float32), inside
+def smooth_volume(shape=(40, 36, 30)) -> np.ndarray:
+    x, y, z = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    return (np.sin(3 * x) + np.cos(2 * y) * z + x * y + 2).astype(np.float32)
 
 
-def test_largest_area_slice_is_the_known_widest_slice():
-    volume, inside = ellipsoid(centre=(12.0, 9.0, 7.0))
-    assert largest_area_slice(inside) == 7
-    mask = np.zeros((8, 8, 10), bool)
-    mask[2:6, 2:6, 3] = True  # 16 voxels
-    mask[1:7, 1:7, 8] = True  # 36 voxels: the largest
-    assert largest_area_slice(mask) == 8
+def affine(spacing, origin, rotation_deg=0.0) -> np.ndarray:
+    out = np.diag([*spacing, 1.0])
+    out[:3, 3] = origin
+    if rotation_deg:
+        turn = np.eye(4)
+        turn[:3, :3] = Rotation.from_euler("x", rotation_deg, degrees=True).as_matrix()
+        out = turn @ out
+    return out
 
 
-def test_centre_mode_takes_n_each_side_and_zero_pads_at_the_ends():
-    depth_labels = np.broadcast_to(np.arange(1, 11, dtype=np.float32), (6, 6, 10)).copy()
-    mask = np.zeros((6, 6, 10), bool)
-    mask[:, :, 8] = True  # largest slice 8, near the top end
-    spec = PreprocessSpec(size=(6, 6), depth=5, normalise="none", square=False, margin=0)
-    mask[0, 0, :] = True  # so the in-plane box is the whole slice and every slice has foreground
-    plan = plan_geometry(mask, spec)
-    assert plan.z == (6, 11)  # N = 2 each side of 8; slice 10 lies outside the volume
-    out = apply_plan(depth_labels, plan, spec)
-    assert out.shape == (6, 6, 5)
-    np.testing.assert_array_equal(out[0, 0], [7, 8, 9, 10, 0])  # slice k holds value k+1; padding 0
-    spec_low = replace(spec, depth=7)
-    mask[:, :, 8] = False
-    mask[:, :, 1] = True
-    plan = plan_geometry(mask, spec_low)
-    np.testing.assert_array_equal(apply_plan(depth_labels, plan, spec_low)[0, 0], [0, 0, 1, 2, 3, 4, 5])
+def scipy_linear(array, source_affine, grid: Grid) -> np.ndarray:
+    """Independent truth: scipy's trilinear interpolation at the grid's voxel centres."""
+    mapping = np.linalg.inv(source_affine) @ grid.affine
+    index = np.stack(np.meshgrid(*(np.arange(n) for n in grid.shape), indexing="ij"), -1)
+    source = index @ mapping[:3, :3].T + mapping[:3, 3]
+    return ndimage.map_coordinates(array, np.moveaxis(source, -1, 0), order=1, mode="constant", cval=0.0)
 
 
-def test_crop_bounds_contain_the_whole_foreground():
-    rng = np.random.default_rng(0)
-    mask = np.zeros((20, 18, 16), bool)
-    points = rng.integers([3, 2, 4], [17, 15, 12], size=(30, 3))
-    mask[tuple(points.T)] = True
-    bounds = crop_bounds(mask, margin=1)
-    box = tuple(slice(a, b) for a, b in bounds)
-    assert mask[box].sum() == mask.sum()
-    for axis, (start, stop) in enumerate(bounds):
-        assert start == max(points[:, axis].min() - 1, 0)
-        assert stop == min(points[:, axis].max() + 2, mask.shape[axis])
-    # outside-the-volume boxes are zero-padded, inside copied exactly
-    sub = extract(mask.astype(np.uint8), ((-2, 22), (0, 18), (0, 16)))
-    assert sub.shape == (24, 18, 16) and sub[:2].sum() == 0 and sub.sum() == mask.sum()
+@pytest.mark.parametrize("rotation", [0.0, 12.0], ids=["axis-aligned", "oblique"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_upsampling_is_trilinear_interpolation_at_the_composed_positions(rotation, order):
+    """No downsampling, so no anti-aliasing: the result must be plain trilinear interpolation."""
+    source = np.asarray(smooth_volume(), order=order)
+    src_affine = affine((2.0, 2.5, 3.0), (-40.0, -45.0, -45.0), rotation)
+    grid = Grid(affine((1.5, 1.5, 2.0), (-31.3, -30.7, -29.9)), (30, 34, 28))
+    out = resample(source, src_affine, grid)
+    inside = scipy_linear(np.ones_like(source), src_affine, grid) > 0.999  # away from the edges
+    np.testing.assert_allclose(out[inside], scipy_linear(source, src_affine, grid)[inside], atol=1e-4)
+    assert out.shape == grid.shape and out.dtype == np.float32
 
 
-def test_resample_mode_and_resize_give_the_spec_shape_and_keep_the_foreground():
-    volume, _ = ellipsoid()
-    spec = PreprocessSpec(size=(16, 12), depth=8, slice_mode="resample", normalise="none")
-    out = preprocess_volume(volume, spec)
-    assert out.shape == (16, 12, 8) and out.dtype == np.float32
-    # the brain's axial extent is resampled to the full depth: no empty end slice
-    assert (out.reshape(-1, 8).max(axis=0) > 0).all()
-    # centre mode with a small matrix: shape from the spec too
-    assert preprocess_volume(volume, PreprocessSpec(size=(32, 32), depth=16)).shape == (32, 32, 16)
+@pytest.mark.parametrize("rotation", [0.0, 12.0], ids=["axis-aligned", "oblique"])
+def test_downsampling_is_anti_aliased(rotation):
+    """Stripes at the source's Nyquist frequency (period 2 voxels) shrunk by 2: without a prefilter
+    every target sample lands on a stripe (all 0 or all 2); anti-aliased, they average to 1."""
+    x = np.arange(64)
+    stripes = np.broadcast_to((2 * (x % 2))[:, None, None], (64, 64, 64)).astype(np.float32)
+    src_affine = affine((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), rotation)  # rotated about x: stripes kept
+    grid = Grid(affine((2.0, 2.0, 1.0), (10.0, 15.0, 25.0)), (20, 14, 6))
+    naive = scipy_linear(stripes, src_affine, grid)
+    assert naive.max() < 0.01  # plain interpolation aliases: every sample on a dark stripe
+    out = resample(stripes, src_affine, grid)
+    assert out.mean() == pytest.approx(1.0, abs=0.05) and out.std() < 0.1
 
 
-def test_mask_resized_with_nearest_neighbour_keeps_label_values():
-    labels = np.zeros((24, 24, 12), np.uint8)
-    labels[4:12, 4:12, 3:9] = 1
-    labels[8:10, 8:10, 5:7] = 4
-    spec = PreprocessSpec(size=(16, 16), depth=12, slice_mode="resample")
-    plan = plan_geometry(labels > 0, spec)
-    out = apply_plan(labels, plan, spec, nearest=True)
-    assert set(np.unique(out)) == {0, 1, 4}
+def test_nearest_keeps_label_values_and_positions():
+    labels = np.zeros((30, 30, 20), np.uint8)
+    labels[10:20, 10:20, 5:15] = 1
+    labels[14:16, 14:16, 9:11] = 4
+    src_affine = affine((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    grid = Grid(affine((0.5, 0.5, 0.5), (0.0, 0.0, 0.0)), (60, 60, 40))
+    out = resample(labels, src_affine, grid, nearest=True)
+    assert out.dtype == np.uint8 and set(np.unique(out)) == {0, 1, 4}
+    assert out[29, 29, 19] == 4 and out[20, 20, 10] == 1 and out[1, 1, 1] == 0
 
 
-def test_zscore_has_mean_zero_sd_one_over_brain():
+def test_a_point_lands_at_its_position_in_mm():
+    """A bright voxel at a known RAS position is found there on the target grid."""
+    volume = np.zeros((50, 50, 40), np.float32)
+    volume[30, 12, 25] = 1000.0
+    src_affine = affine((1.2, 1.2, 2.0), (-30.0, -30.0, -40.0), 8.0)
+    truth = src_affine @ [30, 12, 25, 1]
+    grid = Grid(affine((1.0, 1.0, 1.0), (-25.0, -28.0, -35.0)), (50, 50, 70))
+    out = resample(volume, src_affine, grid)
+    peak = grid.world(np.array(np.unravel_index(np.argmax(out), out.shape)))
+    assert np.linalg.norm(peak - truth[:3]) <= np.sqrt(3) / 2 * 1.0 + 1e-6
+
+
+def ellipsoid_head(widest_z_mm: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+    """A head on a 2 mm grid: an ellipsoid (semi-axes 60, 75, 55 mm) centred at (5, -10, widest_z)."""
+    shape = (90, 100, 90)
+    src_affine = affine((2.0, 2.0, 2.0), (-85.0, -110.0, -80.0))
+    ijk = np.stack(np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"), -1)
+    ras = ijk @ src_affine[:3, :3].T + src_affine[:3, 3]
+    centre = np.array([5.0, -10.0, widest_z_mm])
+    inside = (((ras - centre) / [60.0, 75.0, 55.0]) ** 2).sum(-1) <= 1
+    return (100.0 * inside + 5.0).astype(np.float32), src_affine
+
+
+def test_spec_spacing_defaults_to_the_usual_field_of_view():
+    spec = PreprocessSpec(size=(32, 48), depth=16)
+    assert spec.spacing == (7.5, 5.0, 10.0) and spec.field_of_view == (240.0, 240.0, 160.0)
+    assert PreprocessSpec(size=32, depth=8, spacing=2).spacing == (2.0, 2.0, 2.0)
+    assert PreprocessSpec(size=(32, 48), depth=16, spacing=(7.5, 5.0, 10.0)) == spec
+
+
+def test_centre_mode_centres_the_slab_on_the_widest_level_in_mm():
+    volume, src_affine = ellipsoid_head(widest_z_mm=12.0)
+    spec = PreprocessSpec(size=(40, 40), depth=9, spacing=(4.0, 4.0, 6.0), normalise="none")
+    level = foreground_level(volume, spec)
+    assert 5.0 < level < 105.0  # Otsu between air (5) and head (105)
+    grid = plan_grid(foreground_points(volume, src_affine, level), spec)
+    centre_slice = grid.world(np.array([0, 0, spec.depth // 2]))[2]
+    assert centre_slice == pytest.approx(12.0, abs=3.0)  # within half a 6 mm slice
+    # in plane the 160 mm field of view is centred on the head (5, -10)
+    middle = grid.world((np.array(spec.shape) - 1) / 2)
+    assert middle[:2] == pytest.approx([5.0, -10.0], abs=2.0)
+    out = preprocess_volume(volume, src_affine, spec).array
+    assert out.shape == (40, 40, 9)
+    head = out[:, :, spec.depth // 2] > 55
+    assert head.sum() * 16.0 == pytest.approx(np.pi * 60 * 75, rel=0.05)  # the ellipse's area, mm^2
+
+
+def test_resample_mode_spans_the_head():
+    volume, src_affine = ellipsoid_head()
+    spec = PreprocessSpec(size=(32, 32), depth=10, slice_mode="resample", normalise="none")
+    result = preprocess_volume(volume, src_affine, spec)
+    low = result.grid.world(np.zeros(3))[2] - result.grid.spacing[2] / 2
+    high = result.grid.world(np.array([0, 0, spec.depth - 1]))[2] + result.grid.spacing[2] / 2
+    assert (low, high) == pytest.approx((12.0 - 55.0, 12.0 + 55.0), abs=2.5)
+    assert (result.array.reshape(-1, 10).max(axis=0) > 55).all()  # no empty end slice
+
+
+def test_zscore_has_mean_zero_sd_one_over_the_foreground():
     rng = np.random.default_rng(1)
-    volume, inside = ellipsoid()
-    volume = volume + inside * rng.normal(0, 10, volume.shape).astype(np.float32) + 5
-    out = normalise(volume, inside, "zscore")
-    assert abs(out[inside].mean()) < 1e-5 and abs(out[inside].std() - 1) < 1e-5
+    volume, src_affine = ellipsoid_head()
+    volume = volume + (volume > 50) * rng.normal(0, 10, volume.shape).astype(np.float32)
+    spec = PreprocessSpec(size=(32, 32), depth=12)
+    result = preprocess_volume(volume, src_affine, spec)
+    raw = preprocess_volume(volume, src_affine, replace(spec, normalise="none")).array
+    brain = raw > result.level
+    assert abs(result.array[brain].mean()) < 1e-4 and abs(result.array[brain].std() - 1) < 1e-4
+    inside = rng.random(volume.shape) > 0.5
     minmax = normalise(volume, inside, "minmax")
     assert minmax[inside].min() == pytest.approx(0) and minmax[inside].max() == pytest.approx(1)
-    # the full pipeline, sized to the ellipsoid's bounding box so resizing is the identity:
-    # z-score over its own foreground, which Otsu finds exactly (background 5, brain 105 +- 10)
-    spec = PreprocessSpec(size=(17, 13), depth=11, slice_mode="resample", margin=0, square=False)
-    np.testing.assert_array_equal(foreground_mask(volume, spec), inside)
-    out = preprocess_volume(volume, spec)
-    brain = inside[4:21, 3:16, 2:13]
-    assert brain.sum() == inside.sum()
-    assert abs(out[brain].mean()) < 1e-4 and abs(out[brain].std() - 1) < 1e-4
 
 
 def test_clahe_changes_contrast_and_keeps_shape():
@@ -117,26 +160,21 @@ def test_clahe_changes_contrast_and_keeps_shape():
     assert out.shape == volume.shape
     assert out.std() > 3 * volume.std()
     assert np.corrcoef(out.ravel(), volume.ravel())[0, 1] > 0.5  # the same pattern, stretched
-    spec = PreprocessSpec(size=(16, 16), depth=16, clahe=True, normalise="none", foreground="threshold")
-    with_clahe = preprocess_volume(volume + 0.01, spec)
-    assert with_clahe.shape == (16, 16, 16)
-    assert not np.allclose(with_clahe, preprocess_volume(volume + 0.01, replace(spec, clahe=False)))
 
 
 def test_spec_hash_changes_with_every_parameter_and_is_stable():
     base = PreprocessSpec()
     assert base.hash == PreprocessSpec().hash == PreprocessSpec(size=[256, 256]).hash
     variants = [
-        replace(base, size=(128, 256)),
-        replace(base, depth=32),
+        replace(base, size=(128, 256), spacing=base.spacing),
+        replace(base, depth=32, spacing=base.spacing),
+        replace(base, spacing=(1.0, 1.0, 2.0)),
         replace(base, slice_mode="resample"),
         replace(base, normalise="minmax"),
         replace(base, clahe=True),
         replace(base, clahe_clip=0.02),
         replace(base, foreground="threshold"),
         replace(base, threshold=1.0),
-        replace(base, margin=3),
-        replace(base, square=False),
         replace(base, format=base.format + 1),
     ]
     hashes = {v.hash for v in variants}
@@ -149,5 +187,7 @@ def test_bad_spec_and_empty_volume_raise_clear_errors():
         PreprocessSpec(slice_mode="middle")
     with pytest.raises(ConfigError, match="size"):
         PreprocessSpec(size=(0, 4))
+    with pytest.raises(ConfigError, match="spacing"):
+        PreprocessSpec(spacing=(1.0, -1.0, 1.0))
     with pytest.raises(SeriesError, match="empty or constant"):
-        preprocess_volume(np.zeros((8, 8, 8), np.float32), PreprocessSpec(size=(8, 8), depth=8))
+        preprocess_volume(np.zeros((8, 8, 8), np.float32), np.eye(4), PreprocessSpec(size=(8, 8), depth=8))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mgmt_audit.data.description import patient_id
-from mgmt_audit.data.dicom import Volume, classify_plane
+from mgmt_audit.data.dicom import Volume
 from mgmt_audit.errors import CohortError, SeriesError
 
 PREFIX = "BraTS2021_"
@@ -50,11 +50,11 @@ def read_nifti(path: Path) -> Volume:
         raise SeriesError(f"{path} cannot be read as NIfTI ({exc}): replace the file") from exc
     if array.ndim != 3:
         raise SeriesError(f"{path} has shape {array.shape}, not a 3D volume: replace the file")
+    normal = np.cross(image.affine[:3, 0], image.affine[:3, 1])
     return Volume(
-        array=np.ascontiguousarray(array),
+        array=np.nan_to_num(array, copy=False),
         affine=image.affine,
-        spacing=tuple(float(z) for z in image.header.get_zooms()[:3]),  # type: ignore[arg-type]
-        plane=classify_plane(image.affine[:3, 2]),
+        normal=normal / np.linalg.norm(normal),
         series_uid="",
     )
 

@@ -3,7 +3,34 @@
 Slices are ordered by ImagePositionPatient projected on the slice normal, never by InstanceNumber or
 file name. Each file is read once with pydicom (header and pixels); the stack is built from the
 PixelData bytes with numpy and turned to the closest canonical (RAS+) axis order with nibabel's
-orientation tools, keeping the exact affine (oblique series included).
+orientation tools, keeping the exact affine (oblique series and gantry tilt included). Compressed
+transfer syntaxes are decoded by pydicom's plugins (pylibjpeg: JPEG Lossless, JPEG-LS, JPEG 2000; RLE
+natively).
+
+Files in a series folder that are not DICOM images (DICOMDIR, README, Thumbs.db, a presentation
+state) are skipped and named in :attr:`Volume.skipped`; a data set without the 128-byte preamble and
+'DICM' is read when it parses as an image (pydicom ``force=True``).
+
+Vendor and export quirks handled (dcm2niix's notes, Li et al. 2016, are the reference):
+
+================================  ==================================================================
+Quirk                             Handling
+================================  ==================================================================
+MONOCHROME1 (Philips, CR-style)   stored values inverted within BitsStored before the rescale
+Colour / PALETTE COLOR            refused: MR series must be grayscale
+Bare data set, no preamble        read with ``force=True`` when it holds an image with geometry
+Stray non-image files             skipped and recorded (DICOMDIR, SR, presentation state, text)
+Unused high bits (BitsStored)     masked, signed values sign-extended
+Positions rounded in the header   slice-spacing check tolerates the written precision (e.g. 0.1 mm)
+Gantry tilt (CT-style, some MR)   sheared affine kept; spacing is the perpendicular slice distance;
+                                  NIfTI export writes no qform (it cannot hold a shear), sform exact
+GE ``epi_pepolar`` (0019,109C)    (0019,10B3) userData12 = 1: rows stored reversed with unchanged
+                                  geometry tags, so rows are flipped back (dcm2niix issue 532);
+                                  2 or 3 (polarity alternating per volume): refused as 4D
+Multi-echo, magnitude + phase,    refused naming the cause (EchoNumbers, ImageType,
+4D (temporal positions)           TemporalPositionIdentifier / AcquisitionNumber) and what to keep
+Siemens mosaic, multi-frame       refused: convert with dcm2niix first
+================================  ==================================================================
 """
 
 from __future__ import annotations
@@ -24,9 +51,11 @@ from pydicom.pixels import get_decoder
 
 from mgmt_audit.errors import SeriesError
 
-OBLIQUE_TOLERANCE_DEG = 3.0  # a slice normal further than this from every patient axis is "oblique"
-POSITION_TOLERANCE_MM = 0.01  # absolute slack on slice positions (rounding in the headers)
+POSITION_TOLERANCE_MM = 0.01  # absolute slack on slice positions beyond the precision they are written with
 SPACING_TOLERANCE = 0.01  # relative slack on the gap between neighbouring slices
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR's SOP class
+GE_PEPOLAR_NAME = (0x0019, 0x109C)  # GE internal pulse sequence name
+GE_USER_DATA_12 = (0x0019, 0x10B3)  # GE user data 12: epi_pepolar polarity
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _PLANE_BY_AXIS = ("sagittal", "coronal", "axial")  # normal along x (L-R), y (A-P), z (I-S)
 _SCAN_TAGS = ["SeriesInstanceUID", "ImageOrientationPatient"]
@@ -36,7 +65,8 @@ _TAGS = {
         "SeriesInstanceUID", "ImageType", "NumberOfFrames", "ImageOrientationPatient",
         "ImagePositionPatient", "PixelSpacing", "SliceThickness", "SpacingBetweenSlices",
         "RescaleSlope", "RescaleIntercept", "SamplesPerPixel", "Rows", "Columns", "BitsAllocated",
-        "BitsStored", "PixelRepresentation", "PixelData",
+        "BitsStored", "PixelRepresentation", "PixelData", "PhotometricInterpretation", "EchoNumbers",
+        "TemporalPositionIdentifier", "AcquisitionNumber", "Manufacturer",
     )
 }
 
@@ -46,20 +76,58 @@ class Volume:
     """One series as a float32 RAS+ array (axis 0 toward Right, 1 Anterior, 2 Superior)."""
 
     array: np.ndarray  # float32, positive strides (maybe not C-contiguous); axial slices: array[:, :, k]
-    affine: np.ndarray  # 4x4 voxel -> RAS+ mm (nibabel convention)
-    spacing: tuple[float, float, float]  # voxel size in mm along the array axes
-    plane: str  # acquisition plane: axial | sagittal | coronal | oblique
+    affine: np.ndarray  # 4x4 voxel -> RAS+ mm (nibabel convention); sheared under gantry tilt
+    normal: np.ndarray  # (3,) unit RAS slice normal (row cosine x column cosine)
     series_uid: str
+    skipped: tuple[str, ...] = ()  # "file: reason" for files of the folder that are not images
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along the array axes: for each axis, the distance between neighbouring
+        planes of constant index (|det| / area of the face spanned by the other two axes), so a
+        gantry-tilted stack reports its perpendicular slice spacing, not the step along the tilt."""
+        return voxel_spacing(self.affine)
+
+    @property
+    def plane(self) -> str:
+        """The patient axis closest to the slice normal: axial | sagittal | coronal."""
+        return classify_plane(self.normal)
+
+    @property
+    def oblique_deg(self) -> float:
+        """Angle in degrees between the slice normal and the closest patient axis."""
+        return obliquity_deg(self.normal)
 
     def to_nifti(self, path: str | Path) -> Path:
-        """Write the volume as NIfTI (qform and sform = the affine, mm units), e.g. for ITK-SNAP."""
+        """Write the volume as NIfTI (mm units), e.g. for ITK-SNAP: sform = the affine; qform = the
+        affine when it is a rotation and zooms, none (code 0) when it is sheared (gantry tilt), since a
+        qform cannot hold a shear and a viewer would trust a wrong one."""
         image = nib.Nifti1Image(self.array, self.affine)
         image.header.set_xyzt_units("mm")
-        image.set_qform(self.affine, code=1)
         image.set_sform(self.affine, code=1)
+        if is_sheared(self.affine):
+            image.set_qform(None, code=0)
+        else:
+            image.set_qform(self.affine, code=1)
         path = Path(path)
         nib.save(image, path)
         return path
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Distance in mm between neighbouring planes of constant index along each array axis."""
+    columns = np.asarray(affine, dtype=float)[:3, :3].T
+    volume = abs(float(np.linalg.det(columns)))
+    faces = [np.linalg.norm(np.cross(columns[(a + 1) % 3], columns[(a + 2) % 3])) for a in range(3)]
+    return tuple(volume / f for f in faces)  # type: ignore[return-value]
+
+
+def is_sheared(affine: np.ndarray, tolerance: float = 1e-4) -> bool:
+    """True when the affine's axes are not mutually perpendicular (gantry tilt)."""
+    columns = np.asarray(affine, dtype=float)[:3, :3]
+    unit = columns / np.linalg.norm(columns, axis=0)
+    gram = unit.T @ unit
+    return bool(np.abs(gram - np.eye(3)).max() > tolerance)
 
 
 @dataclass(frozen=True)
@@ -69,7 +137,7 @@ class SeriesInfo:
     folder: Path
     n_files: int
     series_uids: tuple[str, ...]
-    plane: str | None  # from the first file's orientation; None when it has none
+    plane: str | None  # closest patient axis to the first file's slice normal; None when it has none
 
 
 @dataclass
@@ -78,20 +146,31 @@ class _Slice:
     series_uid: str
     orientation: np.ndarray  # (6,) ImageOrientationPatient
     position: np.ndarray  # (3,) ImagePositionPatient, LPS mm
+    position_precision: float  # mm: one unit of the last digit ImagePositionPatient is written with
     pixel_spacing: tuple[float, float]
-    pixels: np.ndarray  # (rows, cols) stored values
+    pixels: np.ndarray  # (rows, cols) stored values, MONOCHROME2 sense
     slope: float
     intercept: float
     thickness: float | None
+    echo: str  # EchoNumbers
+    image_type: str  # ImageType
+    temporal: str  # TemporalPositionIdentifier
+    acquisition: str  # AcquisitionNumber
 
 
 def classify_plane(normal: np.ndarray) -> str:
-    """axial / sagittal / coronal when the slice normal is within OBLIQUE_TOLERANCE_DEG of a patient
-    axis, else oblique. The normal may be in LPS or RAS (only its axis matters)."""
+    """The patient axis closest to the slice normal: sagittal (L-R), coronal (A-P) or axial (I-S).
+
+    An AC-PC-angled clinical axial (10-20 degrees) is axial; its angle is :func:`obliquity_deg`.
+    The normal may be in LPS or RAS (only its axis matters)."""
+    return _PLANE_BY_AXIS[int(np.argmax(np.abs(np.asarray(normal, dtype=float))))]
+
+
+def obliquity_deg(normal: np.ndarray) -> float:
+    """Angle in degrees between the slice normal and the closest patient axis (0 for a true plane)."""
     normal = np.abs(np.asarray(normal, dtype=float))
-    axis = int(np.argmax(normal))
-    angle = np.degrees(np.arccos(np.clip(normal[axis] / np.linalg.norm(normal), -1.0, 1.0)))
-    return _PLANE_BY_AXIS[axis] if angle <= OBLIQUE_TOLERANCE_DEG else "oblique"
+    cosine = normal.max() / np.linalg.norm(normal)
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 def series_files(path: str | Path) -> list[Path]:
@@ -108,34 +187,51 @@ def series_files(path: str | Path) -> list[Path]:
 
 
 def scan_folder(folder: str | Path) -> SeriesInfo:
-    """Header-only scan (no pixels): file count, the SeriesInstanceUIDs present, and the plane."""
-    files = series_files(folder)
-    datasets = [_dcmread(f, folder, stop_before_pixels=True, specific_tags=_SCAN_TAGS) for f in files]
+    """Header-only scan (no pixels): image file count, the SeriesInstanceUIDs present, and the plane.
+    Files that are not DICOM images are not counted."""
+    datasets = []
+    for path in series_files(folder):
+        try:
+            datasets.append(_dcmread(path, folder, stop_before_pixels=True))
+        except _NotAnImage:
+            continue
     uids = tuple(sorted({str(ds.get("SeriesInstanceUID", "")) for ds in datasets}))
-    orientation = datasets[0].get("ImageOrientationPatient")
+    orientation = datasets[0].get("ImageOrientationPatient") if datasets else None
     plane = None
     if orientation is not None and len(orientation) == 6:
         iop = np.asarray(orientation, dtype=float)
         plane = classify_plane(np.cross(iop[:3], iop[3:]))
-    return SeriesInfo(folder=Path(folder), n_files=len(files), series_uids=uids, plane=plane)
+    return SeriesInfo(folder=Path(folder), n_files=len(datasets), series_uids=uids, plane=plane)
 
 
 def read_series(path: str | Path) -> Volume:
     """Read the DICOM series in folder ``path`` (or a single-slice file) into a RAS+ ``Volume``.
 
-    Raises SeriesError, naming the folder, the file and the fix, for: more than one series, a file that
-    is not DICOM or is truncated, missing geometry tags, mismatched Rows/Columns or orientation, uneven
-    or duplicate slice positions, a compressed transfer syntax without a decoder, mosaic or multi-frame
-    images.
+    Files that are not DICOM images are skipped and recorded in ``Volume.skipped``. Raises
+    SeriesError, naming the folder, the file and the fix, for: no image at all, more than one series, a
+    truncated file, missing geometry tags, mismatched Rows/Columns or orientation, uneven slice
+    positions (a missing slice), repeated positions (naming the cause: echoes, magnitude + phase,
+    temporal positions), a compressed transfer syntax without a decoder, colour images, mosaic or
+    multi-frame images.
     """
     files = series_files(path)
     folder = Path(path) if Path(path).is_dir() else Path(path).parent
-    slices = [_read_slice(f, folder, single=len(files) == 1) for f in files]
+    slices, skipped = [], []
+    for file in files:
+        try:
+            slices.append(_read_slice(file, folder))
+        except _NotAnImage as exc:
+            skipped.append(f"{file.name}: {exc}")
+    if not slices:
+        raise SeriesError(
+            f"{folder}: none of its {len(files)} files is a DICOM image ({'; '.join(skipped)}); "
+            "give the folder that holds the series' image files"
+        )
     _check_consistent(slices, folder)
     row, col = slices[0].orientation[:3], slices[0].orientation[3:]
     normal = np.cross(row, col)
     slices.sort(key=lambda s: float(s.position @ normal))
-    step = _slice_step(slices, normal, folder)
+    origin, step = _slice_step(slices, normal, folder)
 
     first = slices[0]
     # stack axes: (slice k, row j, column i); PixelSpacing is (row spacing, column spacing)
@@ -143,7 +239,7 @@ def read_series(path: str | Path) -> Volume:
     lps[:3, 0] = step
     lps[:3, 1] = col * first.pixel_spacing[0]
     lps[:3, 2] = row * first.pixel_spacing[1]
-    lps[:3, 3] = first.position
+    lps[:3, 3] = origin
     stack_affine = LPS_TO_RAS @ lps
     ornt = io_orientation(stack_affine)
     array = apply_orientation(_stack(slices, flip=ornt[:, 1] < 0), ornt)
@@ -151,9 +247,9 @@ def read_series(path: str | Path) -> Volume:
     return Volume(
         array=array,
         affine=affine,
-        spacing=tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0)),  # type: ignore[arg-type]
-        plane=classify_plane(normal),
+        normal=LPS_TO_RAS[:3, :3] @ normal,
         series_uid=first.series_uid,
+        skipped=tuple(skipped),
     )
 
 
@@ -174,26 +270,66 @@ def _stack(slices: list[_Slice], flip: np.ndarray) -> np.ndarray:
     return stack
 
 
+class _NotAnImage(Exception):
+    """A file in a series folder that is not a DICOM image (skipped, with this reason)."""
+
+
 def _dcmread(path: Path, folder: str | Path, **kwargs) -> pydicom.Dataset:
-    """pydicom.dcmread with every failure turned into a SeriesError naming the file."""
+    """pydicom.dcmread; a file without the preamble is read with ``force=True`` when it parses as an
+    image with geometry. Raises _NotAnImage for files that are not DICOM images (DICOMDIR, text,
+    a report), SeriesError naming the file for truncated or unreadable DICOM files."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return pydicom.dcmread(handle, **kwargs)
-        return pydicom.dcmread(path, **kwargs)
+        return _check_image(_open(path, **kwargs))
     except InvalidDicomError as exc:
-        raise SeriesError(
-            f"{folder}: {path.name} is not a DICOM file (no 'DICM' file header); remove it from the "
-            "series folder"
-        ) from exc
+        if _has_file_header(path):  # 'DICM' is there: the file is DICOM, cut short
+            raise SeriesError(
+                f"{folder}: {path.name} is truncated or unreadable ({exc}); copy it again from the source"
+            ) from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError, struct.error) as exc:
         raise SeriesError(
             f"{folder}: {path.name} is truncated or unreadable ({type(exc).__name__}: {exc}); "
             "copy it again from the source"
         ) from exc
+    not_dicom = "not a DICOM file (no 'DICM' header and no image tags)"
+    try:
+        ds = _open(path, force=True, **kwargs)
+        geometry = "Rows" in ds and "ImageOrientationPatient" in ds
+    except Exception as exc:  # anything at all: it is not a data set
+        raise _NotAnImage(not_dicom) from exc
+    if not geometry:
+        raise _NotAnImage(not_dicom)
+    return ds
 
 
-def _read_slice(path: Path, folder: Path, single: bool) -> _Slice:
+def _has_file_header(path: Path) -> bool:
+    """True when the file has the 128-byte preamble followed by 'DICM'."""
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def _open(path: Path, **kwargs) -> pydicom.Dataset:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as handle:
+            return pydicom.dcmread(handle, **kwargs)
+    return pydicom.dcmread(path, **kwargs)
+
+
+def _check_image(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """The data set when it may be an image; _NotAnImage for a DICOMDIR or a non-image object."""
+    sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else "")
+    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise _NotAnImage("a DICOMDIR (directory of a media set), not an image")
+    name = pydicom.uid.UID(sop_class).name if sop_class else ""
+    if "Rows" not in ds and "PixelData" not in ds and "Image Storage" not in name:
+        raise _NotAnImage(f"not an image ({name or 'no SOP class'})")
+    return ds  # an image, or an image storage object cut short (reported as truncated)
+
+
+def _read_slice(path: Path, folder: Path) -> _Slice:
     header = _Header(_dcmread(path, folder))
     where = f"{folder}: {path.name}"
     _check_single_frame(header, where)
@@ -213,21 +349,56 @@ def _read_slice(path: Path, folder: Path, single: bool) -> _Slice:
             f"{pixel_spacing.tolist()} (cosines must be orthonormal, spacing positive); re-export the series"
         )
     orientation = np.concatenate([row / np.sqrt(gram[0]), col / np.sqrt(gram[1])])
-    thickness = None
-    if single:
-        thickness = next((t for k in ("SpacingBetweenSlices", "SliceThickness")
-                          for t in header.numbers(k) or [] if t > 0), None)
+    thickness = next((t for k in ("SpacingBetweenSlices", "SliceThickness")
+                      for t in _numbers_or_none(header, k) or [] if t > 0), None)
     return _Slice(
         path=path,
         series_uid=header.text("SeriesInstanceUID"),
         orientation=orientation,
         position=position,
+        position_precision=header.precision("ImagePositionPatient"),
         pixel_spacing=(float(pixel_spacing[0]), float(pixel_spacing[1])),
-        pixels=_pixels(header, where),
+        pixels=_ge_pepolar(header, _pixels(header, where), where),
         slope=(header.numbers("RescaleSlope") or [1.0])[0] or 1.0,
         intercept=(header.numbers("RescaleIntercept") or [0.0])[0],
         thickness=thickness,
+        echo=header.text("EchoNumbers"),
+        image_type=header.text("ImageType"),
+        temporal=header.text("TemporalPositionIdentifier"),
+        acquisition=header.text("AcquisitionNumber"),
     )
+
+
+def _numbers_or_none(header: _Header, keyword: str) -> list[float] | None:
+    try:
+        return header.numbers(keyword)
+    except ValueError:
+        return None
+
+
+def _ge_pepolar(header: _Header, pixels: np.ndarray, where: str) -> np.ndarray:
+    """GE ``epi_pepolar``: with userData12 (0019,10B3) = 1 every image is stored with its rows
+    reversed while the geometry tags describe the forward image, so the rows are flipped back
+    (dcm2niix's handling, its issue 532); 2 or 3 alternate the polarity volume by volume (refused)."""
+    if "GE" not in header.text("Manufacturer").upper():
+        return pixels
+    name = header.private_text(GE_PEPOLAR_NAME)
+    if "epi_pepolar" not in name.lower():
+        return pixels
+    user = header.private_text(GE_USER_DATA_12)
+    try:
+        polarity = int(float(user)) if user else 0
+    except ValueError:
+        polarity = 0
+    if polarity == 1:
+        return pixels[::-1]
+    if polarity in (2, 3):
+        raise SeriesError(
+            f"{where} is a GE epi_pepolar image whose phase-encoding polarity alternates volume by "
+            f"volume (userData12 (0019,10B3) = {polarity}): a 4D series; split it with dcm2niix and "
+            "give one volume"
+        )
+    return pixels
 
 
 class _Header:
@@ -262,6 +433,31 @@ class _Header:
         if value is None:
             return default
         return int.from_bytes(value[:2], self.byteorder) if isinstance(value, bytes) else int(value)
+
+    def precision(self, keyword: str) -> float:
+        """One unit of the last decimal a DS element is written with (0.1 for "12.3\\4.5"); 0 when
+        written with an exponent or not as text."""
+        value = self.raw(keyword)
+        if isinstance(value, bytes):
+            texts = value.decode("ascii", "replace").strip(" \0").split("\\")
+        elif isinstance(value, MultiValue | list):
+            texts = [getattr(v, "original_string", None) or repr(float(v)) for v in value]
+        else:
+            return 0.0
+        if any("e" in t.lower() for t in texts):
+            return 0.0
+        decimals = max((len(t.strip().split(".")[1]) if "." in t else 0) for t in texts)
+        return 10.0 ** -decimals
+
+    def private_text(self, tag: tuple[int, int]) -> str:
+        """A private element's value as text ('' when absent)."""
+        element = self.ds.get(tag)
+        value = None if element is None else element.value
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            return value.decode("ascii", "replace").strip(" \0")
+        return "\\".join(str(v) for v in value) if isinstance(value, MultiValue | list) else str(value)
 
     def text(self, keyword: str) -> str:
         """A UI, CS or other string element; multiple values joined by backslashes."""
@@ -304,11 +500,29 @@ def _geometry_tag(header: _Header, keyword: str, count: int, where: str) -> np.n
 
 
 def _pixels(header: _Header, where: str) -> np.ndarray:
-    """The stored pixel values of one single-frame grayscale image, (Rows, Columns)."""
-    if header.uint("SamplesPerPixel", 1) != 1:
-        raise SeriesError(f"{where} is a colour image (SamplesPerPixel > 1); MR series must be grayscale")
+    """The stored pixel values of one single-frame grayscale image, (Rows, Columns), in the
+    MONOCHROME2 sense (higher = brighter): MONOCHROME1 values are inverted within BitsStored."""
+    photometric = header.text("PhotometricInterpretation").upper() or "MONOCHROME2"
+    if header.uint("SamplesPerPixel", 1) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise SeriesError(
+            f"{where} is a colour image (PhotometricInterpretation {photometric}, SamplesPerPixel "
+            f"{header.uint('SamplesPerPixel', 1)}); MR series must be grayscale (MONOCHROME1 or "
+            "MONOCHROME2): leave this series out or export it in grayscale"
+        )
+    pixels = _stored(header, where)
+    if photometric == "MONOCHROME1":
+        stored = header.uint("BitsStored", pixels.dtype.itemsize * 8)
+        if header.uint("PixelRepresentation", 0) == 1:  # signed: the range's ends swap, v -> -1 - v
+            pixels = np.invert(pixels)
+        else:
+            pixels = np.subtract((1 << stored) - 1, pixels, dtype=pixels.dtype)
+    return pixels
+
+
+def _stored(header: _Header, where: str) -> np.ndarray:
+    """The stored values of one single-frame grayscale image, (Rows, Columns)."""
     ds = header.ds
-    syntax = ds.file_meta.get("TransferSyntaxUID")
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is not None and syntax.is_compressed:
         return _decode(ds, syntax, where)
     rows, cols = header.uint("Rows", 0), header.uint("Columns", 0)
@@ -377,8 +591,12 @@ def _check_consistent(slices: list[_Slice], folder: Path) -> None:
             )
 
 
-def _slice_step(slices: list[_Slice], normal: np.ndarray, folder: Path) -> np.ndarray:
-    """The LPS vector from one slice to the next (slices already sorted along ``normal``)."""
+def _slice_step(slices: list[_Slice], normal: np.ndarray, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS position of the first slice and the vector from one slice to the next (slices already
+    sorted along ``normal``), fitted by least squares over all positions.
+
+    Positions may be rounded to the precision they are written with (e.g. 0.1 mm): gaps and the fit
+    tolerate that, a missing slice (a gap of twice the step) is still caught."""
     if len(slices) == 1:
         thickness = slices[0].thickness
         if thickness is None:
@@ -386,25 +604,53 @@ def _slice_step(slices: list[_Slice], normal: np.ndarray, folder: Path) -> np.nd
                 f"{folder}: {slices[0].path.name} is a single slice with no SpacingBetweenSlices or "
                 "SliceThickness, so its thickness is unknown; add the tag or give the full series"
             )
-        return normal * thickness
+        return slices[0].position, normal * thickness
     positions = np.array([s.position for s in slices])
     distance = positions @ normal
     gaps = np.diff(distance)
-    close = np.flatnonzero(gaps < POSITION_TOLERANCE_MM)
+    rounding = np.sqrt(3) * max(s.position_precision for s in slices)  # two rounded positions apart
+    slack = POSITION_TOLERANCE_MM + rounding
+    close = np.flatnonzero(gaps < slack)
     if close.size:
-        a, b = slices[close[0]], slices[close[0] + 1]
-        raise SeriesError(
-            f"{folder}: duplicate slice position: {a.path.name} and {b.path.name} both lie at "
-            f"{distance[close[0]]:.3f} mm along the slice normal; remove the repeated images "
-            "(or split the repeated acquisition into its own folder)"
-        )
-    step = (positions[-1] - positions[0]) / (len(slices) - 1)
-    expected = positions[0] + np.arange(len(slices))[:, None] * step
-    drift = np.linalg.norm(positions - expected, axis=1).max()
-    if drift > POSITION_TOLERANCE_MM + SPACING_TOLERANCE * np.linalg.norm(step):
+        raise SeriesError(_repeat_message(slices, distance, int(close[0]), slack, folder))
+    index = np.arange(len(slices), dtype=float)
+    centred = index - index.mean()
+    step = centred @ (positions - positions.mean(axis=0)) / (centred @ centred)
+    origin = positions.mean(axis=0) - index.mean() * step
+    drift = np.linalg.norm(positions - (origin + index[:, None] * step), axis=1).max()
+    spacing = float(np.linalg.norm(step))
+    limit = slack + SPACING_TOLERANCE * spacing
+    if drift > limit or np.abs(gaps - step @ normal).max() > limit:
         raise SeriesError(
             f"{folder}: uneven slice spacing: gaps along the normal range from {gaps.min():.3f} to "
             f"{gaps.max():.3f} mm (a missing or extra slice?); the volume would be distorted, so give "
             "the complete series or leave it out"
         )
-    return step
+    return origin, step
+
+
+def _repeat_message(slices: list[_Slice], distance: np.ndarray, first: int, slack: float,
+                    folder: Path) -> str:
+    """Why two images share a slice position: echoes, image types (magnitude + phase), temporal
+    positions or acquisitions; else a plain duplicate. Names the fix."""
+    at = abs(distance - distance[first]) < slack
+    here = [s for s, same in zip(slices, at, strict=True) if same]
+    n_positions = len(np.unique(np.round(distance, 2)))
+    causes = [
+        ("echo", "EchoNumbers", "echoes", "keep one echo's images (split the folder by EchoNumbers)"),
+        ("image_type", "ImageType", "image types (magnitude + phase, or derived images)",
+         "keep the magnitude (ImageType ...\\M\\...) images only"),
+        ("temporal", "TemporalPositionIdentifier", "temporal positions (a 4D series)",
+         "split it into one folder per TemporalPositionIdentifier and give one volume"),
+        ("acquisition", "AcquisitionNumber", "acquisitions (a repeated or 4D series)",
+         "split it into one folder per AcquisitionNumber and give one volume"),
+    ]
+    for attribute, keyword, what, fix in causes:
+        values = sorted({getattr(s, attribute) for s in slices})
+        if len({getattr(s, attribute) for s in here}) > 1:
+            return (f"{folder}: {len(values)} {what} ({keyword} {', '.join(v or '(empty)' for v in values)}) "
+                    f"at each of {n_positions} slice positions ({len(slices)} images): {fix}")
+    a, b = here[0], here[1]
+    return (f"{folder}: duplicate slice position: {a.path.name} and {b.path.name} both lie at "
+            f"{distance[first]:.3f} mm along the slice normal; remove the repeated images "
+            "(or split the repeated acquisition into its own folder)")

@@ -40,7 +40,7 @@ class SeriesGeometry:
     rows: int
     cols: int
     slice_positions: np.ndarray  # (n, 3) LPS ImagePositionPatient of each slice, in slice-normal order
-    plane: str  # axial | sagittal | coronal | oblique
+    plane: str  # the patient axis closest to the slice normal: axial | sagittal | coronal
 
     @property
     def normal(self) -> np.ndarray:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -40,12 +42,14 @@ from mgmt_audit.data.description import (
 from mgmt_audit.data.dicom import Volume, read_series, series_files
 from mgmt_audit.data.manifest import MODALITIES, Manifest, PatientRecord, SeriesRecord
 from mgmt_audit.data.preprocess import (
+    Preprocessed,
     PreprocessSpec,
-    apply_plan,
-    foreground_mask,
-    plan_geometry,
+    foreground_level,
+    foreground_points,
+    plan_grid,
     preprocess_volume,
 )
+from mgmt_audit.data.resample import resample
 from mgmt_audit.errors import CohortError, ConfigError, SeriesError
 
 LAYOUTS = ("rsna-miccai", "brats-task1")
@@ -154,26 +158,31 @@ def _relative(task: PatientTask, path: Path) -> str:
 
 
 def _source_record(modality: str, volume: Volume, n_slices: int) -> SeriesRecord:
+    """What the source is: plane, oblique angle, slices, spacing, shape, skipped files."""
     return SeriesRecord(
         modality=modality,
         found=True,
         status="ok",
         plane=volume.plane,
+        oblique_deg=round(volume.oblique_deg, 2),
         n_slices=n_slices,
-        spacing=[round(float(s), 4) for s in volume.spacing],
+        source_spacing=[round(float(s), 4) for s in volume.spacing],
         source_shape=list(volume.array.shape),
-        checksum=array_checksum(volume.array),
+        skipped=list(volume.skipped),
     )
 
 
-def _store(task: PatientTask, record: SeriesRecord, array: np.ndarray, volume: Volume, folder: Path) -> None:
+def _store(task: PatientTask, record: SeriesRecord, result: Preprocessed, volume: Volume, folder: Path) -> None:
     """Cache the preprocessed array (and the reoriented source as NIfTI when asked); fill the record."""
     path = folder / f"{record.modality}.npy"
-    save_array(path, array)
+    save_array(path, result.array)
     if task.export_nifti:
         with atomic_path(task.out / "nifti" / task.patient_id / f"{record.modality}.nii.gz") as tmp:
             volume.to_nifti(tmp)
-    record.shape, record.path = list(array.shape), _relative(task, path)
+    record.shape, record.path = list(result.array.shape), _relative(task, path)
+    record.target_spacing = [round(s, 4) for s in result.grid.spacing]
+    record.affine = [[round(float(v), 4) for v in row] for row in result.grid.affine]
+    record.checksum = array_checksum(result.array)
 
 
 def _quarantine(record: SeriesRecord, exc: SeriesError) -> SeriesRecord:
@@ -182,7 +191,7 @@ def _quarantine(record: SeriesRecord, exc: SeriesError) -> SeriesRecord:
 
 
 def _ingest_dicom_series(task: PatientTask, modality: str, folder: Path) -> SeriesRecord:
-    """One RSNA-MICCAI series: read (one series in memory), preprocess on its own grid, cache."""
+    """One RSNA-MICCAI series: read (one series in memory), resample onto its own grid, cache."""
     source = task.folder / modality
     if not source.is_dir():
         return SeriesRecord(modality, found=False, status="missing", reason=f"no {modality} folder")
@@ -190,22 +199,23 @@ def _ingest_dicom_series(task: PatientTask, modality: str, folder: Path) -> Seri
         volume = read_series(source)
     except SeriesError as exc:
         return _quarantine(SeriesRecord(modality, found=True, status="quarantined"), exc)
-    record = _source_record(modality, volume, len(series_files(source)))
+    record = _source_record(modality, volume, volume.array.shape[int(np.argmax(np.abs(volume.normal)))])
     try:
-        array = preprocess_volume(volume.array, task.spec)
+        result = preprocess_volume(volume.array, volume.affine, task.spec)
     except SeriesError as exc:
         return _quarantine(record, SeriesError(f"{source}: {exc}"))
-    _store(task, record, array, volume, folder)
+    _store(task, record, result, volume, folder)
     return record
 
 
 def _ingest_brats(task: PatientTask, folder: Path) -> tuple[dict[str, SeriesRecord], str | None, str | None]:
-    """One Task-1 case: the four images and the seg share one grid, so one crop/slice plan (from the
-    union of the images' foregrounds) is applied to all of them; the seg with nearest neighbour.
-    Returns the records, the cached mask's path and why the seg could not be used (if so)."""
+    """One Task-1 case: the four images and the seg share one grid, so one target grid (planned on
+    the union of the images' foregrounds) serves all of them; the seg with nearest neighbour.
+    A SeriesError of one image quarantines that image with its reason. Returns the records, the cached
+    mask's path and why the seg could not be used (if so)."""
     records: dict[str, SeriesRecord] = {}
     volumes: dict[str, Volume] = {}
-    masks: dict[str, np.ndarray] = {}
+    points: list[np.ndarray] = []
     for modality in task.modalities:
         path = brats.task1_file(task.folder, brats.SUFFIXES[modality])
         if not path.is_file():
@@ -221,17 +231,21 @@ def _ingest_brats(task: PatientTask, folder: Path) -> tuple[dict[str, SeriesReco
         reference = next(iter(volumes.values()), volume)
         try:
             _check_same_grid(volume, reference, path)
-            masks[modality] = foreground_mask(volume.array, task.spec)
+            points.append(foreground_points(volume.array, volume.affine, foreground_level(volume.array, task.spec)))
         except SeriesError as exc:
             _quarantine(records[modality], SeriesError(f"{path}: {exc}"))
             continue
         volumes[modality] = volume
     if not volumes:
         return records, None, None
-    plan = plan_geometry(np.logical_or.reduce(list(masks.values())), task.spec)
+    grid = plan_grid(np.concatenate(points), task.spec)
     for modality, volume in volumes.items():
-        array = preprocess_volume(volume.array, task.spec, plan)
-        _store(task, records[modality], array, volume, folder)
+        try:
+            result = preprocess_volume(volume.array, volume.affine, task.spec, grid)
+        except SeriesError as exc:
+            _quarantine(records[modality], SeriesError(f"{brats.task1_file(task.folder, brats.SUFFIXES[modality])}: {exc}"))
+            continue
+        _store(task, records[modality], result, volume, folder)
     seg_path = brats.task1_file(task.folder, brats.MASK_SUFFIX)
     if not seg_path.is_file():
         return records, None, None
@@ -240,7 +254,7 @@ def _ingest_brats(task: PatientTask, folder: Path) -> tuple[dict[str, SeriesReco
         _check_same_grid(seg, next(iter(volumes.values())), seg_path)
     except SeriesError as exc:
         return records, None, str(exc)
-    labels = apply_plan(np.rint(seg.array).astype(np.uint8), plan, task.spec, nearest=True)
+    labels = resample(np.rint(seg.array).astype(np.uint8), seg.affine, grid, nearest=True)
     mask_path = folder / "mask.npy"
     save_array(mask_path, labels)
     return records, _relative(task, mask_path), None
@@ -303,12 +317,16 @@ def ingest(
     export_nifti: bool = False,
     progress: bool = True,
     save_interval: float = 30.0,
+    log: Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Ingest the cohort at ``root`` into the cache at ``out``; returns the saved manifest and counts.
 
     ``dataset`` names a description in ``data_manifests/`` (or a TOML path; None for none): its
     flagged cases are excluded unless ``exclude_flagged`` is False, and its split seed is recorded
-    unless ``split_seed`` is given.
+    unless ``split_seed`` is given. ``log`` receives one line before the work starts: patients,
+    modalities, where the arrays go and the disk space they will take (:func:`expected_bytes`);
+    ``progress`` shows a bar of patients done (on stderr).
+    Raises ConfigError (layout, modalities) and CohortError (labels, root) before reading any image.
     """
     spec = spec or PreprocessSpec()
     modalities = tuple(modalities)
@@ -337,6 +355,8 @@ def ingest(
         else:
             tasks.append(PatientTask(pid, label, folders[pid], out, layout, modalities, spec, export_nifti))
 
+    if log is not None:
+        log(plan_line(len(tasks), modalities, spec, out, layout))
     manifest = Manifest(
         dataset=description.name if description else "custom",
         layout=layout,
@@ -358,7 +378,8 @@ def ingest(
 
     last_save = time.monotonic()
     try:
-        bar = tqdm(total=len(tasks), desc="ingest", unit="patient", disable=None if progress else True)
+        bar = tqdm(total=len(tasks), desc="ingest", unit="patient", disable=not progress, file=sys.stderr,
+                   mininterval=0.5 if sys.stderr.isatty() else 15.0)
         with bar, closing(_run(tasks, workers)) as outcomes:
             for task, outcome in outcomes:
                 if isinstance(outcome, BaseException):
@@ -376,6 +397,33 @@ def ingest(
     finally:
         save()  # on success, error or Ctrl-C: what is done is kept, the rest marked not done
     return result
+
+
+def expected_bytes(patients: int, modalities: tuple[str, ...] | list[str], spec: PreprocessSpec,
+                   layout: str = "rsna-miccai") -> int:
+    """Bytes the cached arrays of ``patients`` will take: float32 (H, W, D) per modality, plus a uint8
+    mask per patient for the BraTS layout (records and the manifest are a few kB more)."""
+    voxels = int(np.prod(spec.shape))
+    per_patient = 4 * voxels * len(modalities) + (voxels if layout == "brats-task1" else 0)
+    return patients * per_patient
+
+
+def plan_line(patients: int, modalities: tuple[str, ...] | list[str], spec: PreprocessSpec, out: Path,
+              layout: str = "rsna-miccai") -> str:
+    """What an ingest is about to do: patients, modalities, grid, where, and the disk space needed."""
+    need = expected_bytes(patients, modalities, spec, layout)
+    existing = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    free = shutil.disk_usage(existing).free
+    warning = "  NOT ENOUGH FREE SPACE" if need > free else ""
+    return (f"ingest: {patients} patients x {len(modalities)} modalities ({', '.join(modalities)}) -> "
+            f"{out / spec.hash}: {spec.describe()}; about {_size(need)} on disk ({_size(free)} free){warning}")
+
+
+def _size(n: int) -> str:
+    for unit, power in (("GiB", 30), ("MiB", 20)):
+        if n >= 2**power:
+            return f"{n / 2**power:.1f} {unit}"
+    return f"{n / 2**10:.1f} KiB"
 
 
 def _count_notes(description: DatasetDescription | None, label_of: dict[str, int]) -> list[str]:
@@ -403,10 +451,11 @@ def format_summary(result: IngestResult, max_exclusions: int = 20) -> str:
     manifest = result.manifest
     summary = manifest.summary()
     spec = manifest.preprocess
+    spacing = " x ".join(f"{v:g}" for v in spec["spacing"])
     lines = [
         f"dataset {summary['dataset']}  layout {manifest.layout}  preprocess {summary['preprocess_hash']} "
-        f"({spec['size'][0]}x{spec['size'][1]}x{spec['depth']}, {spec['slice_mode']}, {spec['normalise']}"
-        f"{', clahe' if spec['clahe'] else ''})  split seed {manifest.split_seed}",
+        f"({spec['size'][0]}x{spec['size'][1]}x{spec['depth']} at {spacing} mm, {spec['slice_mode']}, "
+        f"{spec['normalise']}{', clahe' if spec['clahe'] else ''})  split seed {manifest.split_seed}",
         f"patients {summary['patients']}  ok {summary['ok']}  quarantined {summary['quarantined']}  "
         f"labels (ok) {summary['labels_ok']}  read {len(result.processed)}  from cache {len(result.reused)}",
         f"{'modality':<9}{'ok':>6}{'missing':>9}{'quarantined':>13}  planes",

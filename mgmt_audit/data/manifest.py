@@ -17,7 +17,7 @@ from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.errors import CohortError
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: series record geometry (source and target spacing, oblique angle, affine)
 MODALITIES = ("FLAIR", "T1w", "T1wCE", "T2w")
 
 
@@ -29,12 +29,16 @@ class SeriesRecord:
     found: bool
     status: str  # "ok" | "missing" | "quarantined"
     reason: str | None = None
-    plane: str | None = None  # axial | sagittal | coronal | oblique
+    plane: str | None = None  # the patient axis closest to the slice normal: axial | sagittal | coronal
+    oblique_deg: float | None = None  # angle between the slice normal and that axis, degrees
     n_slices: int | None = None
-    spacing: list[float] | None = None  # source voxel size in mm, RAS axis order
+    source_spacing: list[float] | None = None  # source voxel size in mm, RAS axis order
     source_shape: list[int] | None = None  # RAS axis order, before preprocessing
+    target_spacing: list[float] | None = None  # cached voxel size in mm (R, A, S)
+    affine: list[list[float]] | None = None  # cached array's voxel -> RAS+ mm, 4 x 4
     shape: list[int] | None = None  # cached array shape (H, W, D), axial slices last
-    checksum: str | None = None  # sha256 of the reoriented source volume's bytes
+    checksum: str | None = None  # sha256 of the cached array (shape, dtype, bytes)
+    skipped: list[str] = field(default_factory=list)  # "file: reason" for non-image files left out
     path: str | None = None  # cached .npy, relative to the manifest folder
 
     @property

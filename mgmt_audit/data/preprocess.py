@@ -1,15 +1,24 @@
-"""Preprocessing of one reoriented volume (RAS, axial slices last) into a fixed-size array.
+"""Preprocessing of one series (source voxels + affine) into a fixed-size array on one physical grid.
 
-Steps, in order: foreground mask (Otsu or a fixed threshold) -> in-plane crop to the foreground's
-bounding box (padded to a square so the aspect ratio survives) -> slice selection (``centre``: the
-axial slice with the largest foreground area is the centre of ``depth`` slices, zero-padded where the
-window runs off the volume; ``resample``: the foreground's axial extent resampled to ``depth``) ->
-resize to ``size`` -> optional 3D CLAHE -> intensity normalisation over the foreground voxels.
+Every series reaches the cache through one resampling (:func:`mgmt_audit.data.resample.resample`)
+onto a target grid decided in millimetres, so the acquisition plane, slice thickness and matrix leave
+no trace in the cached array's shape or extent:
 
-The geometry (crop box, slices) is decided once per reference volume as a :class:`Plan` and applied
-unchanged to every array on that grid, so a tumour mask (nearest neighbour) stays aligned with its
-images. Every parameter lives in :class:`PreprocessSpec`; its :attr:`~PreprocessSpec.hash` keys the
-cache.
+- target grid: axial RAS+ (axis 0 toward Right, 1 Anterior, 2 Superior), ``size`` x ``depth`` voxels of
+  ``spacing`` mm; by default a 240 mm x 240 mm field of view and a 160 mm axial slab (the usual brain MR
+  coverage), so ``spacing = (240 / H, 240 / W, 160 / D)``;
+- in plane, the field of view (a square in mm when ``H * sx == W * sy``: the crop and the square
+  padding of the old voxel pipeline, now in mm) is centred on the head's bounding box;
+- slices (``centre``): the axial level with the largest head cross-section (mm^2) is the centre of
+  ``depth`` slices ``spacing[2]`` mm apart, ``depth // 2`` below it; (``resample``): the head's axial
+  extent divided into ``depth`` slices (the slice spacing is then the extent / depth, recorded);
+- foreground: Otsu's threshold (Otsu 1979, scikit-image) of a subsample of the source, or a fixed
+  ``threshold``; the grid is planned on the foreground of a copy decimated to about 2 mm;
+- then optional 3D CLAHE and per-volume intensity normalisation over the foreground voxels.
+
+Every parameter lives in :class:`PreprocessSpec`; its :attr:`~PreprocessSpec.hash` keys the cache.
+A :class:`~mgmt_audit.data.resample.Grid` planned on one series can be reused for the others of a
+co-registered case (BraTS images and their tumour mask, nearest neighbour for the mask).
 """
 
 from __future__ import annotations
@@ -21,42 +30,60 @@ from typing import Any
 
 import numpy as np
 
+from mgmt_audit.data.resample import Grid, resample
 from mgmt_audit.errors import ConfigError, SeriesError
 
 # Bump when the meaning of a spec changes (a step's algorithm), so old caches are never reused.
-PREPROCESS_FORMAT = 1
+# 2: one resampling onto a grid in mm (was: crop and resize in source voxels).
+PREPROCESS_FORMAT = 2
 SLICE_MODES = ("centre", "resample")
 NORMALISATIONS = ("zscore", "minmax", "none")
 FOREGROUNDS = ("otsu", "threshold")
+FIELD_OF_VIEW_MM = 240.0  # default in-plane field of view
+SLAB_MM = 160.0  # default axial coverage (centre mode)
+PLAN_RESOLUTION_MM = 2.0  # the grid is planned on the foreground of a copy decimated to about this
+OTSU_SAMPLE = 500_000  # about this many source voxels go into Otsu's threshold
 
 
 @dataclass(frozen=True)
 class PreprocessSpec:
     """Every preprocessing parameter; recorded in the manifest and hashed into the cache key.
 
+    ``size`` (H, W) and ``depth`` D are the cached array's shape; ``spacing`` its voxel size in mm
+    (R, A, S); None gives ``(240 / H, 240 / W, 160 / D)``, one number the same along all three axes.
     ``depth`` slices in ``centre`` mode are ``depth // 2`` below the centre slice, the centre, and
-    ``depth - depth // 2 - 1`` above (N each side when ``depth = 2N + 1``).
+    ``depth - depth // 2 - 1`` above. Raises ConfigError naming each invalid parameter.
     """
 
     size: tuple[int, int] = (256, 256)
     depth: int = 64
+    spacing: tuple[float, float, float] | float | None = None
     slice_mode: str = "centre"
     normalise: str = "zscore"
     clahe: bool = False
     clahe_clip: float = 0.01
     foreground: str = "otsu"
     threshold: float = 0.0  # used when foreground == "threshold": voxels above it are foreground
-    margin: int = 2  # voxels added around the foreground's bounding box, in plane
-    square: bool = True  # pad the in-plane crop to a square before resizing (keeps aspect ratio)
     format: int = field(default=PREPROCESS_FORMAT)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        size = self.size if isinstance(self.size, (list, tuple)) else (self.size, self.size)
+        object.__setattr__(self, "size", tuple(int(s) for s in size))
         problems = []
         if len(self.size) != 2 or min(self.size) < 1:
             problems.append(f"size must be two positive integers (H W), got {self.size}")
         if self.depth < 1:
             problems.append(f"depth must be >= 1, got {self.depth}")
+        spacing = self.spacing
+        if spacing is None and not problems:
+            spacing = (FIELD_OF_VIEW_MM / self.size[0], FIELD_OF_VIEW_MM / self.size[1], SLAB_MM / self.depth)
+        elif isinstance(spacing, (int, float)):
+            spacing = (spacing,) * 3
+        if spacing is not None:
+            spacing = tuple(round(float(s), 6) for s in spacing)
+            if len(spacing) != 3 or min(spacing) <= 0:
+                problems.append(f"spacing must be one or three positive numbers (mm), got {self.spacing}")
+            object.__setattr__(self, "spacing", spacing)
         if self.slice_mode not in SLICE_MODES:
             problems.append(f"slice_mode must be one of {SLICE_MODES}, got {self.slice_mode!r}")
         if self.normalise not in NORMALISATIONS:
@@ -65,8 +92,6 @@ class PreprocessSpec:
             problems.append(f"foreground must be one of {FOREGROUNDS}, got {self.foreground!r}")
         if not 0 < self.clahe_clip <= 1:
             problems.append(f"clahe_clip must be in (0, 1], got {self.clahe_clip}")
-        if self.margin < 0:
-            problems.append(f"margin must be >= 0, got {self.margin}")
         if problems:
             raise ConfigError("invalid preprocessing spec: " + "; ".join(problems))
 
@@ -75,9 +100,15 @@ class PreprocessSpec:
         """The cached array shape (H, W, D)."""
         return (*self.size, self.depth)
 
+    @property
+    def field_of_view(self) -> tuple[float, float, float]:
+        """The grid's extent in mm (R, A, S); in ``resample`` mode the axial extent is the head's."""
+        return tuple(n * s for n, s in zip(self.shape, self.spacing, strict=True))  # type: ignore[return-value]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["size"] = list(self.size)
+        data["spacing"] = list(self.spacing)  # type: ignore[arg-type]
         return data
 
     @property
@@ -86,102 +117,79 @@ class PreprocessSpec:
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def describe(self) -> str:
+        """One line: shape, spacing, slice mode, normalisation (for messages and tables)."""
+        sx, sy, sz = self.spacing  # type: ignore[misc]
+        return (f"{self.size[0]}x{self.size[1]}x{self.depth} at {sx:g} x {sy:g} x {sz:g} mm, {self.slice_mode}, "
+                f"{self.normalise}{', clahe' if self.clahe else ''}, foreground {self.foreground}")
+
 
 @dataclass(frozen=True)
-class Plan:
-    """Where to cut one grid: in-plane crop box (may reach outside the volume: zero-padded) and the
-    axial window ``z0:z1`` (``centre`` mode; may reach outside, zero-padded) or extent (``resample``)."""
+class Preprocessed:
+    """One preprocessed series: the float32 (H, W, D) array (Fortran order), its grid and the
+    foreground threshold used (source intensity units)."""
 
-    x: tuple[int, int]
-    y: tuple[int, int]
-    z: tuple[int, int]
+    array: np.ndarray
+    grid: Grid
+    level: float
 
 
-def foreground_mask(volume: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Boolean brain/head mask: above Otsu's threshold of the volume, or above ``spec.threshold``."""
+def foreground_level(array: np.ndarray, spec: PreprocessSpec) -> float:
+    """The intensity above which a voxel is head: Otsu's threshold of about ``OTSU_SAMPLE`` evenly
+    strided source voxels (scikit-image ``threshold_otsu``), or ``spec.threshold``.
+
+    Raises SeriesError for an empty or constant image."""
     from skimage.filters import threshold_otsu
 
-    finite = volume[np.isfinite(volume)]
-    if finite.size == 0 or finite.min() == finite.max():
+    step = max(1, int(np.ceil((array.size / OTSU_SAMPLE) ** (1 / 3))))
+    sample = np.asarray(array[::step, ::step, ::step], dtype=np.float32)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0 or sample.min() == sample.max():
         raise SeriesError("image is empty or constant (no foreground): check the source series")
-    level = threshold_otsu(finite) if spec.foreground == "otsu" else spec.threshold
-    mask = volume > level
-    if not mask.any():
+    return float(threshold_otsu(sample)) if spec.foreground == "otsu" else float(spec.threshold)
+
+
+def foreground_points(array: np.ndarray, affine: np.ndarray, level: float) -> np.ndarray:
+    """RAS+ mm (N, 3) of the voxels above ``level`` in a copy decimated to about PLAN_RESOLUTION_MM.
+
+    Raises SeriesError when no voxel is above the level."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    steps = [max(1, int(round(PLAN_RESOLUTION_MM / s))) for s in spacing]
+    decimated = array[::steps[0], ::steps[1], ::steps[2]]
+    index = np.argwhere(decimated > level) * steps
+    if len(index) == 0:
         raise SeriesError(f"no voxel above the foreground threshold {level:g}: check the series")
-    return mask
+    return index @ affine[:3, :3].T + affine[:3, 3]
 
 
-def crop_bounds(mask: np.ndarray, margin: int = 0) -> tuple[tuple[int, int], ...]:
-    """Half-open (start, stop) per axis of the mask's bounding box, widened by ``margin`` (clipped)."""
-    bounds = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        start = max(int(hits[0]) - margin, 0)
-        stop = min(int(hits[-1]) + 1 + margin, mask.shape[axis])
-        bounds.append((start, stop))
-    return tuple(bounds)
+def plan_grid(points: np.ndarray, spec: PreprocessSpec) -> Grid:
+    """The axial RAS+ target grid for a head whose foreground lies at ``points`` (N, 3) mm.
 
-
-def largest_area_slice(mask: np.ndarray) -> int:
-    """Index of the axial slice (last axis) with the most foreground voxels (first on ties)."""
-    return int(np.argmax(mask.reshape(-1, mask.shape[-1]).sum(axis=0)))
-
-
-def centre_window(centre: int, depth: int) -> tuple[int, int]:
-    """Half-open axial window of ``depth`` slices around ``centre`` (``depth // 2`` below it)."""
-    start = centre - depth // 2
-    return (start, start + depth)
-
-
-def plan_geometry(mask: np.ndarray, spec: PreprocessSpec) -> Plan:
-    """Decide crop box and slices from a foreground mask (one reference per grid)."""
-    (x0, x1), (y0, y1), (z0, z1) = crop_bounds(mask, spec.margin)
-    if spec.square:
-        side = max(x1 - x0, y1 - y0)
-        x0 -= (side - (x1 - x0)) // 2
-        y0 -= (side - (y1 - y0)) // 2
-        x1, y1 = x0 + side, y0 + side
+    In plane the field of view is centred on the points' bounding box; along S, ``centre`` mode
+    centres ``depth`` slices on the level with the most points (the largest cross-section, found on a
+    quarter-slice histogram smoothed over one slice), ``resample`` mode spans the points' extent."""
+    sx, sy, sz = spec.spacing  # type: ignore[misc]
+    low, high = points.min(axis=0), points.max(axis=0)
+    centre = (low + high) / 2
+    origin = np.array([centre[0] - (spec.size[0] - 1) / 2 * sx, centre[1] - (spec.size[1] - 1) / 2 * sy, 0.0])
     if spec.slice_mode == "centre":
-        z = centre_window(largest_area_slice(mask), spec.depth)
+        fine = sz / 4
+        edges = np.arange(low[2], high[2] + fine, fine)
+        counts, edges = np.histogram(points[:, 2], bins=edges if len(edges) > 1 else 1)
+        smoothed = np.convolve(counts, np.ones(4), mode="same")
+        level = (edges[int(np.argmax(smoothed))] + edges[int(np.argmax(smoothed)) + 1]) / 2
+        origin[2] = level - (spec.depth // 2) * sz
     else:
-        z = (z0, z1)
-    return Plan(x=(x0, x1), y=(y0, y1), z=z)
-
-
-def extract(volume: np.ndarray, box: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Sub-array for half-open bounds that may reach outside the volume; outside is zero."""
-    out = np.zeros(tuple(stop - start for start, stop in box), dtype=volume.dtype)
-    src, dst = [], []
-    for (start, stop), size in zip(box, volume.shape, strict=True):
-        lo, hi = max(start, 0), min(stop, size)
-        src.append(slice(lo, max(hi, lo)))
-        dst.append(slice(lo - start, max(hi, lo) - start))
-    out[tuple(dst)] = volume[tuple(src)]
-    return out
-
-
-def resize(volume: np.ndarray, shape: tuple[int, ...], *, nearest: bool = False) -> np.ndarray:
-    """Resample to ``shape``: linear with anti-aliasing for images, nearest neighbour for label masks."""
-    from skimage.transform import resize as sk_resize
-
-    if tuple(volume.shape) == tuple(shape):
-        return volume
-    if nearest:
-        out = sk_resize(volume, shape, order=0, preserve_range=True, anti_aliasing=False, mode="edge")
-        return out.astype(volume.dtype)
-    out = sk_resize(volume.astype(np.float32), shape, order=1, preserve_range=True, mode="edge")
-    return out.astype(np.float32)
-
-
-def apply_plan(volume: np.ndarray, plan: Plan, spec: PreprocessSpec, *, nearest: bool = False) -> np.ndarray:
-    """Crop, select slices and resize one array on the plan's grid (no intensity change)."""
-    cropped = extract(volume, (plan.x, plan.y, plan.z))
-    return resize(cropped, spec.shape, nearest=nearest)
+        sz = max(high[2] - low[2], sz / 1e3) / spec.depth
+        origin[2] = low[2] + sz / 2
+    affine = np.diag([sx, sy, sz, 1.0])
+    affine[:3, 3] = origin
+    return Grid(affine=affine, shape=spec.shape)
 
 
 def clahe(volume: np.ndarray, clip: float) -> np.ndarray:
-    """3D contrast-limited adaptive histogram equalisation of the whole volume (result in [0, 1])."""
+    """3D contrast-limited adaptive histogram equalisation (scikit-image ``equalize_adapthist``) of
+    the whole volume (result in [0, 1])."""
     from skimage.exposure import equalize_adapthist
 
     low, high = float(volume.min()), float(volume.max())
@@ -192,31 +200,33 @@ def clahe(volume: np.ndarray, clip: float) -> np.ndarray:
 
 
 def normalise(volume: np.ndarray, brain: np.ndarray, method: str) -> np.ndarray:
-    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only."""
+    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only.
+
+    Raises SeriesError when ``brain`` is empty."""
     if method == "none":
-        return volume.astype(np.float32)
+        return volume.astype(np.float32, copy=False)
     values = volume[brain]
     if values.size == 0:
-        raise SeriesError("no foreground voxel left after cropping and resizing: check the series")
+        raise SeriesError("no foreground voxel on the target grid: check the series")
     if method == "zscore":
-        sd = float(values.std())
-        return ((volume - float(values.mean())) / (sd if sd > 0 else 1.0)).astype(np.float32)
+        mean, sd = float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64))
+        return ((volume - np.float32(mean)) * np.float32(1.0 / (sd if sd > 0 else 1.0))).astype(np.float32)
     low, high = float(values.min()), float(values.max())
-    return ((volume - low) / (high - low if high > low else 1.0)).astype(np.float32)
+    return ((volume - np.float32(low)) * np.float32(1.0 / (high - low if high > low else 1.0))).astype(np.float32)
 
 
-def preprocess_volume(volume: np.ndarray, spec: PreprocessSpec, plan: Plan | None = None) -> np.ndarray:
-    """The full pipeline on one volume; ``plan`` (from another volume on the same grid) or its own.
+def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
+                      grid: Grid | None = None) -> Preprocessed:
+    """The whole pipeline on one series: ``array`` (source voxels, 3D) with its 4x4 voxel -> RAS+ mm
+    ``affine``; ``grid`` (planned on another series of the same case) or its own.
 
-    Slices outside the source are zero in raw intensity (air), so after normalisation they match
-    the background. Statistics for normalisation use this volume's own foreground voxels.
-    """
-    # One C-order copy (read_series returns a transposed view): every later pass runs faster on it.
-    volume = np.nan_to_num(np.array(volume, dtype=np.float32, order="C"), copy=False)
-    mask = foreground_mask(volume, spec)
-    plan = plan or plan_geometry(mask, spec)
-    array = apply_plan(volume, plan, spec)
-    brain = apply_plan(mask.astype(np.uint8), plan, spec, nearest=True).astype(bool)
+    The grid outside the source is zero in raw intensity (air), so after normalisation it matches
+    the background. Normalisation statistics use this series' own foreground on the grid.
+    Raises SeriesError (empty, constant or foreground-less image)."""
+    level = foreground_level(array, spec)
+    grid = grid or plan_grid(foreground_points(array, affine, level), spec)
+    out = resample(array, affine, grid)
+    brain = out > level
     if spec.clahe:
-        array = clahe(array, spec.clahe_clip)
-    return normalise(array, brain, spec.normalise)
+        out = clahe(out, spec.clahe_clip)
+    return Preprocessed(np.asfortranarray(normalise(out, brain, spec.normalise)), grid, level)
