@@ -88,6 +88,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     from mgmt_audit.study.spec import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
+    from mgmt_audit.study.data import on_cache
     from mgmt_audit.study.storage import default_storage, safe_url
     from mgmt_audit.study.worker import RunOptions, run_study
 
@@ -109,6 +110,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
              "storage": f"sqlite:///{(out / 'work').resolve()}/<cohort>/runs/<study>.db, one per cohort and study"}
 
     def run(spec, cohort: str, manifest: Manifest, **study_kwargs) -> None:
+        spec = on_cache(spec, manifest)  # the study trains at the demo cache's preprocessing, and records it
         runs_dir = out / "work" / cohort / "runs"
         storage = default_storage(spec.name, runs_dir)
         log(f"[{cohort}] study {spec.name}: {spec.n_trials} trials ({spec.null_trials} null) · "

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
+from mgmt_audit.data.preprocess import PreprocessSpec
 
 
 def write_cache(
@@ -47,12 +48,13 @@ def write_cache(
             mask_path = f"{pid}/mask.npy"
             np.save(folder / mask_path, mask)
         records.append(PatientRecord(pid, label, "ok", series=series, mask_path=mask_path))
+    spec = PreprocessSpec(size=shape[:2], depth=shape[2])  # what a study of this shape asks for
     manifest = Manifest(
         dataset="test",
         layout="rsna-miccai",
         modalities=list(modalities),
-        preprocess={"target": list(shape)},
-        preprocess_hash="test",
+        preprocess=spec.to_dict(),
+        preprocess_hash=spec.hash,
         split_seed=split_seed,
         patients=records,
     )

@@ -444,8 +444,8 @@ def test_simclr_sweep_pretrains_on_training_patients_once_per_seed(tmp_path, mon
     training patients only and finetunes from it; its null twin (same seed) reuses the state."""
     from mgmt_audit.models import simclr
 
-    data = tmp_path / "cache4"
-    write_cache(data, patients=16, shape=(16, 16, 8), modalities=("FLAIR", "T1w", "T1wCE", "T2w"))
+    data = tmp_path / "cache4"  # preprocessed as the smoke profile asks (32 x 32 x 8)
+    write_cache(data, patients=16, shape=(32, 32, 8), modalities=("FLAIR", "T1w", "T1wCE", "T2w"))
     calls = []
     real = simclr.pretrain_simclr
     monkeypatch.setattr(simclr, "pretrain_simclr", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
@@ -467,19 +467,21 @@ def test_simclr_sweep_pretrains_on_training_patients_once_per_seed(tmp_path, mon
     assert not set(record["patients"]) & set(meta["split"]["val"])
     n_train = len(meta["split"]["train"])
     assert record["volumes"] == dict.fromkeys(("FLAIR", "T1w", "T1wCE", "T2w"), n_train)
-    assert calls == [(n_train * 4 * 4, 16, 16)]  # 4 central slices of each of 4 sequences
+    assert calls == [(n_train * 4 * 4, 32, 32)]  # 4 central slices of each of 4 sequences
     assert meta["config"]["model_params"]["encoder_state"] == first["state"]
     assert meta["config"]["view"] == "stack" and meta["config"]["view_params"]["n_slices"] == 8
 
     state = torch.load(states[0], weights_only=True)
     seed_everything(derived_seed(0, "pretrain"))  # the fresh encoder the pretraining started from
-    fresh = build("simclr_resnet18", in_channels=1, spatial_size=(16, 16), widen_factor=0.125).encoder.state_dict()
+    fresh = build("simclr_resnet18", in_channels=1, spatial_size=(32, 32), widen_factor=0.125).encoder.state_dict()
     assert state.keys() == fresh.keys()
     for name in ("conv1.weight", "layer4.1.conv2.weight"):
         assert not torch.equal(state[name], fresh[name])
 
 
-def test_pretraining_on_a_cache_without_its_sequences_is_an_error(tmp_path, cache, capsys):
+def test_pretraining_on_a_cache_without_its_sequences_is_an_error(tmp_path, capsys):
+    cache = tmp_path / "flair"  # preprocessed as the smoke profile asks, FLAIR only
+    write_cache(cache, patients=16, shape=(32, 32, 8), modalities=("FLAIR",))
     assert main(["study", "run", "simclr_sweep", "--profile", "smoke", "--data", str(cache),
                  "--runs-dir", str(tmp_path / "runs")]) == 2
     assert f"cache {cache} has no ['T1w', 'T1wCE', 'T2w'] to pretrain on" in capsys.readouterr().err

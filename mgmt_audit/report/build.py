@@ -112,6 +112,7 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
     """Build the report of one study from its storage (default ``sqlite:///<runs_dir>/<name>.db``)
     into ``out`` (default ``reports/<name>``) at ``margin`` (default: the spec's ``[analysis] margin``);
     return the HTML path."""
+    from mgmt_audit.study.data import trained_caches
     from mgmt_audit.study.storage import default_storage, safe_url
 
     storage = storage or default_storage(name, runs_dir)
@@ -120,6 +121,9 @@ def report_study(name: str, *, storage: str | None = None, runs_dir: str | Path 
         str(path.parent.relative_to(Path(runs_dir))): Manifest.load(path)
         for path in sorted((Path(runs_dir) / name).glob(f"**/{MANIFEST_NAME}"))
     }
+    seen = {manifest.folder.resolve() for manifest in manifests.values() if manifest.folder}
+    manifests.update({path.name: Manifest.load(path) for path in trained_caches(runs_dir, name)
+                      if path.resolve() not in seen})  # a cache outside the study folder (--data CACHE)
     return build_report(ReportInput(
         title=name,
         description=study.attrs.get("spec", {}).get("description", ""),

@@ -7,15 +7,25 @@ phantom patients or digits, drawn with ``seed`` (a digits cohort takes its image
 ``data.preprocess`` and ignores ``matrix``). Digits are written as a cache directly, under
 ``<runs_dir>/<study>/digits-n<N>-<size>x<depth>-seed<S>/``, once, and reused by later runs.
 
-Caches of raw roots and phantoms live in ``<runs_dir>/<study>/cache/<preprocess hash>/``, one per
-preprocessing (a search over ``preprocess.*`` keys gets one cache per value), made once under a file
-lock and reused by every later trial, worker and run (ingest itself resumes an interrupted cache).
+Caches of a raw root live in ``<runs_dir>/caches/<root name>-<8 hex of its path>/<preprocess hash>-
+<modalities>/``, shared by every study on that root: one per preprocessing (a search over
+``preprocess.*`` keys gets one cache per value), made once under a file lock and reused by every
+later trial, worker, run and study that needs that preprocessing and no modality it lacks (ingest
+itself resumes an interrupted cache). A phantom's caches live under its study folder.
+
+An ingested cache passed as data must have been preprocessed as the study's profile says; otherwise
+the study would train, silently, at the cache's size: :func:`check_cache_preprocessing` refuses it,
+naming both preprocessings and the fix. Every cache a study trains on is recorded in
+``<runs_dir>/<study>/data.json`` (:func:`trained_caches`), so its report can show the data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +35,7 @@ from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.study.artifacts import study_folder
 
 LABELS_CSV = "train_labels.csv"
+TRAINED_ON = "data.json"  # in <runs_dir>/<study>/: the caches the study's trials read
 MASK_VIEWS = {"roi"}  # views that read the tumour mask: they need the BraTS (NIfTI + seg) layout
 PHANTOM_DEFAULTS = {"patients": 40, "matrix": 64, "seed": 0}
 DIGITS_DATASET = "digits"
@@ -41,27 +52,104 @@ class CohortSource:
     layout: str = "rsna-miccai"
     dataset: str | None = None  # dataset description name for ingest (None for phantoms)
     modalities: tuple[str, ...] = ()
-    cache_root: Path | None = None
+    cache_root: Path | None = None  # where caches of ``root`` live, one folder per preprocessing
+    record: Path | None = None  # the study's TRAINED_ON file, where each cache used is recorded
 
     def __call__(self, preprocess: dict[str, Any]) -> Path:
-        """The cache folder for this preprocessing, ingesting it first when needed."""
-        if self.cache is not None:
-            return self.cache
+        """The cache folder for this preprocessing, ingesting it first when no complete cache with
+        this preprocessing and these modalities exists yet."""
+        out = self.cache if self.cache is not None else self._ingested(preprocess_spec(preprocess))
+        if self.record is not None:
+            _record_cache(self.record, out)
+        return out
+
+    def _ingested(self, spec: Any) -> Path:
         from filelock import FileLock
 
-        from mgmt_audit.data.ingest import NOT_DONE, ingest
+        from mgmt_audit.data.ingest import ingest
 
-        spec = preprocess_spec(preprocess)
-        out = self.cache_root / spec.hash
-        with FileLock(str(out) + ".lock"):
-            if (out / MANIFEST_NAME).is_file():
-                manifest = Manifest.load(out)
-                if not any(p.reason == NOT_DONE for p in manifest.patients):
-                    return out
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.cache_root / f"{spec.hash}.lock")):
+            existing = _complete_cache(self.cache_root, spec.hash, self.modalities)
+            if existing is not None:
+                return existing
+            out = self.cache_root / f"{spec.hash}-{'+'.join(self.modalities)}"
+            print(f"data: ingesting {self.root} into {out} ({spec.describe()}); every later trial, "
+                  "run and study on this root with this preprocessing reuses it", file=sys.stderr)
             ingest(self.root, self.labels, out, spec=spec, modalities=self.modalities, layout=self.layout,
                    dataset=self.dataset, exclude_flagged=None if self.dataset else False, workers=1,
-                   progress=False)
+                   log=lambda line: print(line, file=sys.stderr))
         return out
+
+
+def _complete_cache(cache_root: Path, preprocess_hash: str, modalities: tuple[str, ...]) -> Path | None:
+    """A finished cache under ``cache_root`` with this preprocessing and every one of ``modalities``."""
+    from mgmt_audit.data.ingest import NOT_DONE
+
+    for folder in sorted(cache_root.glob(f"{preprocess_hash}*")):
+        if not (folder / MANIFEST_NAME).is_file():
+            continue
+        manifest = Manifest.load(folder)
+        if (manifest.preprocess_hash == preprocess_hash and set(modalities) <= set(manifest.modalities)
+                and not any(p.reason == NOT_DONE for p in manifest.patients)):
+            return folder
+    return None
+
+
+def root_cache_folder(runs_dir: str | Path, root: Path) -> Path:
+    """``<runs_dir>/caches/<root name>-<8 hex of the resolved root path>``: the caches of one raw root."""
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
+    return Path(runs_dir) / "caches" / f"{Path(root).resolve().name}-{key}"
+
+
+def _record_cache(record: Path, cache: Path) -> None:
+    """Add ``cache`` (absolute) to the study's TRAINED_ON list once."""
+    from filelock import FileLock
+
+    from mgmt_audit.atomic import atomic_write_text
+
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(record) + ".lock"):
+        caches = json.loads(record.read_text())["caches"] if record.is_file() else []
+        if str(cache.resolve()) not in caches:
+            atomic_write_text(record, json.dumps({"caches": [*caches, str(cache.resolve())]}, indent=1))
+
+
+def trained_caches(runs_dir: str | Path, study: str) -> list[Path]:
+    """The caches (with a manifest) that ``study``'s trials read, as recorded in its TRAINED_ON file."""
+    record = study_folder(runs_dir, study) / TRAINED_ON
+    if not record.is_file():
+        return []
+    return [Path(p) for p in json.loads(record.read_text())["caches"] if (Path(p) / MANIFEST_NAME).is_file()]
+
+
+def on_cache(spec: StudySpec, manifest: Manifest) -> StudySpec:
+    """``spec`` with its profile's preprocessing replaced by ``manifest``'s: to train a study, on
+    purpose, at an existing cache's preprocessing (the demo's shared cache). The spec hash and the
+    recorded spec then say what was trained."""
+    if any(p.key.startswith("preprocess.") for p in spec.search):
+        raise ConfigError(f"study {spec.name} searches preprocessing: it cannot train on one cache")
+    resolved = {**spec.resolved, "data": {**spec.resolved.get("data", {}), "preprocess": dict(manifest.preprocess)}}
+    return replace(spec, data={**spec.data, "preprocess": dict(manifest.preprocess)}, resolved=resolved)
+
+
+def check_cache_preprocessing(spec: StudySpec, manifest: Manifest) -> None:
+    """Refuse a cache preprocessed differently from ``spec``'s profile (ConfigError naming both
+    preprocessings and the fix): a model would otherwise train at the cache's size, silently."""
+    wanted = preprocess_spec(spec.preprocess_dict({}))
+    if manifest.preprocess_hash == wanted.hash:
+        return
+    try:
+        cached = preprocess_spec(manifest.preprocess).describe()
+    except ConfigError:
+        cached = json.dumps(manifest.preprocess)
+    raise ConfigError(
+        f"cache {manifest.folder} was preprocessed as {cached} (hash {manifest.preprocess_hash}), but "
+        f"study {spec.name} (profile {spec.profile}) asks for {wanted.describe()} (hash {wanted.hash}). "
+        "Give the raw cohort root as data instead (the study ingests it at its own preprocessing, once, "
+        f"and reuses that cache), or ingest one: mgmt-audit ingest ROOT --labels CSV --out NEW_DIR "
+        f"--study {spec.name} --profile {spec.profile}", parameter="data",
+    )
 
 
 def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | None = None,
@@ -70,6 +158,7 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     train_labels.csv) or a phantom cohort of planted signal ``phantom`` (written once, then reused)."""
     layout = "brats-task1" if spec.data["view"] in MASK_VIEWS else "rsna-miccai"
     modalities = spec.modalities_read
+    record = study_folder(runs_dir, spec.name) / TRAINED_ON
     digits = spec.data["dataset"] == DIGITS_DATASET
     if digits and phantom is not None:
         raise ConfigError(
@@ -78,7 +167,7 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
             parameter="phantom",
         )
     if digits and data is None:
-        return CohortSource(cache=digits_cohort(spec, runs_dir).folder)
+        return CohortSource(cache=digits_cohort(spec, runs_dir).folder, record=record)
     if (data is None) == (phantom is None):
         raise ConfigError("give exactly one of data (an ingested cache or a raw cohort root) or phantom "
                           "(the planted signal strength of a phantom cohort)", parameter="data")
@@ -87,7 +176,7 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
         cache_root = study_folder(runs_dir, spec.name) / f"phantom-S{phantom:g}" / "cache"
         images = root / "brats" if layout == "brats-task1" else root
         return CohortSource(root=images, labels=root / LABELS_CSV, layout=layout, dataset=None,
-                            modalities=modalities, cache_root=cache_root)
+                            modalities=modalities, cache_root=cache_root, record=record)
     folder = Path(data)
     if (folder / MANIFEST_NAME).is_file():
         if spec.preprocess_search:
@@ -100,12 +189,13 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
         missing = sorted(set(modalities) - set(manifest.modalities))
         if missing:
             raise CohortError(f"cache {folder} has no {missing}: re-run `mgmt-audit ingest` with them")
-        return CohortSource(cache=folder)
+        check_cache_preprocessing(spec, manifest)
+        return CohortSource(cache=folder, record=record)
     if (folder / LABELS_CSV).is_file():
         images = folder / "brats" if layout == "brats-task1" and (folder / "brats").is_dir() else folder
         return CohortSource(root=images, labels=folder / LABELS_CSV, layout=layout,
                             dataset=spec.data["dataset"], modalities=modalities,
-                            cache_root=study_folder(runs_dir, spec.name) / "cache")
+                            cache_root=root_cache_folder(runs_dir, images), record=record)
     raise CohortError(
         f"data {folder}: neither an ingested cache ({MANIFEST_NAME}) nor a raw RSNA-MICCAI root "
         f"({LABELS_CSV} beside the patient folders): give one of these", parameter="data",
