@@ -251,8 +251,8 @@ def test_cli_exit_status_and_description(cohort, tmp_path, capsys):
     bad.write_text("id,label\n1,0\n")
     with pytest.raises(CohortError, match="BraTS21ID"):
         read_labels(bad)
-    bad.write_text("BraTS21ID,MGMT_value\n1,0\n1,1\n")
-    with pytest.raises(CohortError, match="two different labels"):
+    bad.write_text("BraTS21ID,MGMT_value\n1,0\n2,1\n1,1\n")
+    with pytest.raises(CohortError, match="patient 00001 is on line 2 and on line 4; keep one row"):
         read_labels(bad)
 
 
@@ -280,3 +280,16 @@ def test_ingest_for_a_study_reads_only_its_modalities_and_says_the_disk_use(coho
     assert main(["ingest", str(cohort.root), "--labels", str(cohort.labels_csv), "--out", str(out),
                  "--study", "demo", "--size", "8", "8"]) == 2
     assert "--study demo sets the preprocessing; leave out --size" in capsys.readouterr().err
+
+
+def test_an_empty_label_cell_is_ingested_unlabelled_with_a_note(cohort, tmp_path):
+    labels = tmp_path / "labels.csv"
+    rows = cohort.labels_csv.read_text().splitlines()
+    rows[1] = rows[1].split(",")[0] + ","  # the first patient's label cell left empty
+    labels.write_text("\r\n".join(rows) + "\r\n")
+    first = f"{int(rows[1].rstrip(',')):05d}"
+    result = ingest(cohort.root, labels, tmp_path / "c", spec=SPEC, modalities=["FLAIR"], dataset=None,
+                    progress=False)
+    record = result.manifest.patient(first)
+    assert record.label is None and record.status == "ok"
+    assert result.notes == [f"labels file: 1 patient(s) with an empty label cell, ingested unlabelled: {first}"]

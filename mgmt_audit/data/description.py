@@ -69,31 +69,64 @@ def patient_id(value: str | int) -> str:
     return f"{int(text):05d}"
 
 
-def read_labels(path: str | Path, id_column: str = "BraTS21ID", label_column: str = "MGMT_value") -> dict[str, int]:
-    """Read a labels CSV into ``{5-digit id: 0|1}``; any bad row is an error naming its line."""
+@dataclass(frozen=True)
+class LabelTable:
+    """A labels CSV read: ``{5-digit id: 0|1}`` and the IDs whose label cell is empty (unlabelled)."""
+
+    labels: dict[str, int]
+    unlabelled: tuple[str, ...] = ()
+
+
+def read_labels(path: str | Path, id_column: str = "BraTS21ID", label_column: str = "MGMT_value") -> LabelTable:
+    """Read a labels CSV into a :class:`LabelTable`.
+
+    Accepts what spreadsheets and pandas write: a UTF-8 byte-order mark, CRLF line ends, labels
+    ``0``/``1`` or ``0.0``/``1.0``; an empty label cell makes the patient unlabelled (recorded in
+    ``unlabelled``), like an absent row. Raises CohortError naming the file and line for a missing
+    column, a bad ID or label, an ID on two lines (both line numbers), or a file with no row.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CohortError(f"labels file {path} not found: pass --labels with the CSV ({id_column},{label_column})")
-    with path.open(newline="") as handle:
+        raise CohortError(f"labels file {path} not found: pass the labels CSV ({id_column},{label_column})")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = {id_column, label_column} - set(reader.fieldnames or [])
+        fields = [f.strip() for f in reader.fieldnames or []]
+        reader.fieldnames = fields
+        missing = {id_column, label_column} - set(fields)
         if missing:
             raise CohortError(
-                f"{path} lacks column(s) {sorted(missing)} (has {reader.fieldnames}): "
+                f"{path} lacks column(s) {sorted(missing)} (has {fields}): "
                 f"the labels CSV needs the header {id_column},{label_column}"
             )
         labels: dict[str, int] = {}
+        unlabelled: list[str] = []
+        seen: dict[str, int] = {}
         for line, row in enumerate(reader, start=2):
             try:
                 pid = patient_id(row[id_column])
-                label = int(row[label_column])
             except (TypeError, ValueError) as exc:
                 raise CohortError(f"{path} line {line}: {exc}; fix or remove the row") from exc
-            if label not in (0, 1):
-                raise CohortError(f"{path} line {line}: label {label} is not 0 or 1; fix the row")
-            if labels.get(pid, label) != label:
-                raise CohortError(f"{path} line {line}: patient {pid} has two different labels; keep one")
-            labels[pid] = label
-    if not labels:
+            if pid in seen:
+                raise CohortError(
+                    f"{path}: patient {pid} is on line {seen[pid]} and on line {line}; keep one row per patient"
+                )
+            seen[pid] = line
+            cell = (row[label_column] or "").strip()
+            if not cell:
+                unlabelled.append(pid)
+                continue
+            labels[pid] = _label(cell, path, line)
+    if not labels and not unlabelled:
         raise CohortError(f"{path} has no rows: give the labels CSV of the cohort")
-    return labels
+    return LabelTable(labels, tuple(unlabelled))
+
+
+def _label(cell: str, path: Path, line: int) -> int:
+    """0 or 1 from ``0``, ``1``, ``0.0``, ``1.0`` (what pandas writes for a float column)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        value = float("nan")
+    if value not in (0.0, 1.0):
+        raise CohortError(f"{path} line {line}: label {cell!r} is not 0 or 1; fix the row")
+    return int(value)

@@ -333,6 +333,7 @@ def _read_slice(path: Path, folder: Path) -> _Slice:
     header = _Header(_dcmread(path, folder))
     where = f"{folder}: {path.name}"
     _check_single_frame(header, where)
+    _check_grayscale(header, where)
     if header.raw("PixelData") is None:
         raise SeriesError(
             f"{where} has no PixelData: the file is truncated, or it is not an image (a report, a "
@@ -502,21 +503,29 @@ def _geometry_tag(header: _Header, keyword: str, count: int, where: str) -> np.n
 def _pixels(header: _Header, where: str) -> np.ndarray:
     """The stored pixel values of one single-frame grayscale image, (Rows, Columns), in the
     MONOCHROME2 sense (higher = brighter): MONOCHROME1 values are inverted within BitsStored."""
-    photometric = header.text("PhotometricInterpretation").upper() or "MONOCHROME2"
-    if header.uint("SamplesPerPixel", 1) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise SeriesError(
-            f"{where} is a colour image (PhotometricInterpretation {photometric}, SamplesPerPixel "
-            f"{header.uint('SamplesPerPixel', 1)}); MR series must be grayscale (MONOCHROME1 or "
-            "MONOCHROME2): leave this series out or export it in grayscale"
-        )
     pixels = _stored(header, where)
-    if photometric == "MONOCHROME1":
+    if _photometric(header) == "MONOCHROME1":
         stored = header.uint("BitsStored", pixels.dtype.itemsize * 8)
         if header.uint("PixelRepresentation", 0) == 1:  # signed: the range's ends swap, v -> -1 - v
             pixels = np.invert(pixels)
         else:
             pixels = np.subtract((1 << stored) - 1, pixels, dtype=pixels.dtype)
     return pixels
+
+
+def _photometric(header: _Header) -> str:
+    return header.text("PhotometricInterpretation").upper() or "MONOCHROME2"
+
+
+def _check_grayscale(header: _Header, where: str) -> None:
+    """Refuse colour and palette images: MR intensities are one grayscale channel."""
+    photometric = _photometric(header)
+    if header.uint("SamplesPerPixel", 1) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise SeriesError(
+            f"{where} is a colour image (PhotometricInterpretation {photometric}, SamplesPerPixel "
+            f"{header.uint('SamplesPerPixel', 1)}); MR series must be grayscale (MONOCHROME1 or "
+            "MONOCHROME2): leave this series out or export it in grayscale"
+        )
 
 
 def _stored(header: _Header, where: str) -> np.ndarray:

@@ -337,7 +337,8 @@ def ingest(
         raise ConfigError(f"modalities must be among {MODALITIES}, got {list(modalities)}")
     description = load_dataset_description(dataset) if dataset not in (None, "none") else None
     columns = (description.id_column, description.label_column) if description else ()
-    label_of = read_labels(labels, *columns)
+    table = read_labels(labels, *columns)
+    label_of = table.labels
     folders = patient_folders(root, layout)
     out = Path(out)
     if exclude_flagged is None:
@@ -365,7 +366,11 @@ def ingest(
         preprocess_hash=spec.hash,
         split_seed=split_seed if split_seed is not None else (description.split_seed if description else 42),
     )
-    result = IngestResult(manifest, out / "manifest.json", notes=_count_notes(description, label_of))
+    notes = _count_notes(description, label_of)
+    if table.unlabelled:
+        notes.append(f"labels file: {len(table.unlabelled)} patient(s) with an empty label cell, ingested "
+                     f"unlabelled: {' '.join(table.unlabelled)}")
+    result = IngestResult(manifest, out / "manifest.json", notes=notes)
 
     def save() -> None:
         pending = [
