@@ -1,7 +1,16 @@
-"""DICOM reading speed on RSNA-sized files (512x512 uint16): read_series against its peers.
+"""Ingest speed on RSNA-sized files (512 x 512 uint16, RSNA-like slice counts): reading against its
+peers, end-to-end ingest with 1 and 2 workers, and the whole step (read -> one output grid) against
+MONAI and TorchIO, with the landmark error of each.
 
-    python benchmarks/ingest.py                          # writes an 8-patient phantom cohort first
-    python benchmarks/ingest.py --root COHORT --rounds 5 # an existing RSNA-MICCAI-layout cohort
+    python benchmarks/ingest.py                            # writes a 4-patient, 100-slice cohort first
+    python benchmarks/ingest.py --patients 8 --slices 120  # a bigger one
+    python benchmarks/ingest.py --root COHORT --rounds 5   # an existing RSNA-MICCAI-layout cohort
+
+Runs from a plain venv (``python -m mgmt_audit.cli``, no ``mgmt-audit`` on PATH needed); needs the
+``bench`` extra (SimpleITK, TorchIO). The cohort it writes: phantom heads (the MNI152-based anatomy of
+``mgmt_audit.data.phantom``) with a bright 3 mm landmark at a known RAS position, four series per
+patient in rotating planes (axial, sagittal, coronal, axial tilted 15 degrees as AC-PC clinical
+axials are), ``--slices`` slices covering the head, a 240 mm field of view on a 512 matrix.
 
 Readers, each over every series of the cohort, on one core:
   raw          open(f).read() of every file (the bytes-from-page-cache ceiling)
@@ -9,16 +18,23 @@ Readers, each over every series of the cohort, on one core:
   simpleitk    ImageSeriesReader (GDCM file sort) + DICOMOrient("RAS")
   monai        LoadImage(reader=PydicomReader()) + Orientation("RAS")
   read_series  mgmt_audit.data.dicom.read_series
-Then `mgmt-audit ingest` end to end (read + preprocess + cache) with 1 and 2 workers: wall time and the
-peak RSS of its largest process. The page cache is warmed by one untimed pass of every reader; the
-readers then run in alternating rounds and each one's best round is reported.
+The page cache is warmed by one untimed pass; readers run in alternating rounds, best round reported.
+Then ``ingest`` end to end (read + resample + normalise + cache) with 1 and 2 workers: wall time and the
+peak RSS of its largest process. Then the whole step onto the default grid (256 x 256 x 64 at
+0.9375 x 0.9375 x 2.5 mm), one round each, one core:
+  mgmt-audit   ingest, 1 worker (its cached arrays and recorded affines)
+  monai        LoadImage + Orientation("RAS") + Spacing(target spacing) + ResizeWithPadOrCrop(target
+               shape) (``Resize`` would interpolate a second time and change the spacing again)
+  torchio      ScalarImage (SimpleITK reader) + ToCanonical + Resample(target spacing) + CropOrPad
+Landmark error: the brightest output voxel, through the output's affine, against the planted position.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +48,47 @@ import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 
 from mgmt_audit.data.dicom import read_series  # noqa: E402
+from mgmt_audit.data.manifest import MODALITIES, Manifest  # noqa: E402
+from mgmt_audit.data.preprocess import PreprocessSpec  # noqa: E402
+
+LANDMARK_OFFSET_MM = np.array([-28.0, 32.0, 22.0])  # from the head centre: left, front, up
+LANDMARKS = "landmarks.json"
+PLANES = (("axial", 0.0), ("sagittal", 0.0), ("coronal", 0.0), ("axial", 15.0))
+HEAD_MM = {"axial": 180.0, "sagittal": 170.0, "coronal": 205.0}  # head extent along each plane's normal
+
+
+def cli(*args: str) -> list[str]:
+    """The mgmt-audit command line through this interpreter (no console script needed)."""
+    return [sys.executable, "-m", "mgmt_audit.cli", *args]
+
+
+def write_cohort(root: Path, patients: int, slices: int, matrix: int) -> None:
+    """``root/train/<id>/<modality>/Image-<n>.dcm``, ``root/train_labels.csv`` and the landmarks."""
+    from mgmt_audit.data.dicom_writer import plane_geometry, write_series
+    from mgmt_audit.data.phantom import synthesize_patient
+
+    landmarks = {}
+    for pid in range(patients):
+        patient = synthesize_patient(pid, pid % 2, 0.0, seed=0)
+        centre = patient.affine[:3, :3] @ (np.array(patient.seg.shape) - 1) / 2 + patient.affine[:3, 3]
+        landmark = centre + LANDMARK_OFFSET_MM
+        ijk = np.stack(np.meshgrid(*(np.arange(n) for n in patient.seg.shape), indexing="ij"), -1)
+        ras = ijk @ patient.affine[:3, :3].T + patient.affine[:3, 3]
+        blob = 4.0 * np.exp(-((ras - landmark) ** 2).sum(-1) / (2 * 3.0**2)).astype(np.float32)
+        name = f"{pid:05d}"
+        landmarks[name] = landmark.tolist()
+        for k, modality in enumerate(MODALITIES):
+            plane, tilt = PLANES[(pid + k) % len(PLANES)]
+            geometry = plane_geometry(plane, center_ras=centre, fov_mm=240.0, matrix=matrix, n_slices=slices,
+                                      slice_spacing=HEAD_MM[plane] / slices, tilt_deg=tilt)
+            write_series((patient.images[modality] + blob) * 1000.0, patient.affine,
+                         root / "train" / name / modality, geometry, patient_id=name,
+                         series_description=modality, rescale=(1.0, 0.0), rng=np.random.default_rng(pid))
+    with open(root / "train_labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["BraTS21ID", "MGMT_value"])
+        writer.writerows((f"{pid:05d}", pid % 2) for pid in range(patients))
+    (root / LANDMARKS).write_text(json.dumps(landmarks))
 
 
 def series_folders(root: Path) -> list[Path]:
@@ -68,7 +125,7 @@ def readers() -> dict[str, Callable[[Path], object]]:
 
 
 def check_agreement(folder: Path, fns: dict[str, Callable[[Path], object]]) -> None:
-    """read_series, SimpleITK and MONAI give the same RAS array on one series (else stop)."""
+    """read_series, SimpleITK and MONAI give the same RAS array on an axis-aligned series (else stop)."""
     ours = read_series(folder).array
     import SimpleITK as sitk
 
@@ -91,42 +148,89 @@ def time_readers(folders: list[Path], fns: dict[str, Callable[[Path], object]], 
     return best
 
 
-def time_ingest(root: Path, labels: Path, workers: int) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB, largest process) of `mgmt-audit ingest` into a new folder."""
+def time_ingest(root: Path, labels: Path, workers: int, out: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB, largest process) of ``ingest`` into the new folder ``out``."""
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    with tempfile.TemporaryDirectory() as out:
-        cmd = ["mgmt-audit", "ingest", str(root), "--labels", str(labels), "--out", out,
-               "--dataset", "none", "--workers", str(workers)]
-        result = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
+    cmd = cli("ingest", str(root), "--labels", str(labels), "--out", str(out), "--dataset", "none",
+              "--workers", str(workers))
+    result = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     seconds, rss_kib = result.stdout.split()
     return float(seconds), int(rss_kib) / 1024
 
 
+def landmark_error(array: np.ndarray, affine: np.ndarray, truth: list[float]) -> float:
+    """mm between the brightest voxel (through ``affine``) and the planted landmark."""
+    peak = np.array(np.unravel_index(np.argmax(array), array.shape), dtype=float)
+    return float(np.linalg.norm(affine[:3, :3] @ peak + affine[:3, 3] - np.array(truth)))
+
+
+def our_errors(cache: Path, landmarks: dict[str, list[float]]) -> list[float]:
+    manifest = Manifest.load(cache)
+    errors = []
+    for patient in manifest.patients:
+        for modality, record in patient.series.items():
+            if record.ok:
+                array = np.load(manifest.array_path(patient, modality))
+                errors.append(landmark_error(array, np.array(record.affine), landmarks[patient.id]))
+    return errors
+
+
+def peers(spec: PreprocessSpec) -> dict[str, Callable[[Path], tuple[np.ndarray, np.ndarray]]]:
+    """Each peer's whole step onto ``spec``'s spacing and shape: (array, 4x4 RAS affine)."""
+    import torch
+    import torchio as tio
+    from monai.data import PydicomReader
+    from monai.transforms import Compose, LoadImage, Orientation, ResizeWithPadOrCrop, Spacing
+
+    torch.set_num_threads(1)
+    monai_step = Compose([
+        LoadImage(reader=PydicomReader(), image_only=True, ensure_channel_first=True),
+        Orientation(axcodes="RAS"),
+        Spacing(pixdim=spec.spacing, mode="bilinear"),
+        ResizeWithPadOrCrop(spatial_size=spec.shape),
+    ])
+    torchio_step = tio.Compose([tio.ToCanonical(), tio.Resample(spec.spacing), tio.CropOrPad(spec.shape)])
+
+    def monai(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        image = monai_step(str(folder))
+        return image[0].numpy(), np.asarray(image.affine, dtype=float)
+
+    def torchio(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        image = torchio_step(tio.ScalarImage(folder))
+        return image.data[0].numpy(), np.asarray(image.affine, dtype=float)
+
+    return {"monai": monai, "torchio": torchio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="existing cohort (default: write a phantom one)")
-    parser.add_argument("--patients", type=int, default=8, help="phantom patients (default: 8)")
+    parser.add_argument("--root", type=Path, help="existing cohort (default: write one)")
+    parser.add_argument("--patients", type=int, default=4, help="patients of the written cohort (default: 4)")
+    parser.add_argument("--slices", type=int, default=100, help="slices per series of the written cohort (default: 100)")
+    parser.add_argument("--matrix", type=int, default=512, help="in-plane matrix of the written cohort (default: 512)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per reader (default: 3)")
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingest timing")
+    parser.add_argument("--no-peers", action="store_true", help="skip the MONAI and TorchIO whole-step peers")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         root = args.root
         if root is None:
             root = Path(scratch) / "cohort"
-            subprocess.run(["mgmt-audit", "phantom", str(root), "--patients", str(args.patients),
-                            "--matrix", "512", "--workers", "2"], check=True, stdout=subprocess.DEVNULL)
+            print(f"writing {args.patients} patients x 4 series x {args.slices} slices of "
+                  f"{args.matrix} x {args.matrix} ...", flush=True)
+            write_cohort(root, args.patients, args.slices, args.matrix)
         folders = series_folders(root)
         n_files = sum(len(list(f.iterdir())) for f in folders)
         size = sum(p.stat().st_size for f in folders for p in f.iterdir()) / 2**20
         print(f"cohort: {len(folders)} series, {n_files} files, {size:.0f} MiB; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         fns = readers()
-        check_agreement(folders[0], fns)
+        check_agreement(next(f for f in folders if read_series(f).oblique_deg == 0), fns)
         best = time_readers(folders, fns, args.rounds)
         rate = {name: n_files / seconds for name, seconds in best.items()}
         for name, value in rate.items():
@@ -135,13 +239,34 @@ def main() -> None:
         print(f"  read_series / simpleitk {rate['read_series'] / rate['simpleitk']:.2f}  (target >= 2)")
         print(f"  read_series / naive     {rate['read_series'] / rate['naive']:.2f}")
         print(f"  read_series / monai     {rate['read_series'] / rate['monai']:.2f}")
-        if not args.no_ingest:
-            labels = root / "train_labels.csv"
-            timings = {w: time_ingest(root, labels, w) for w in (1, 2)}
-            for w, (seconds, rss) in timings.items():
-                print(f"  ingest {w} worker(s)  {n_files / seconds:8.0f} files/s  ({seconds:.1f} s, "
-                      f"peak RSS {rss:.0f} MiB)")
-            print(f"  ingest 2w / 1w          {timings[1][0] / timings[2][0]:.2f}x")
+        if args.no_ingest:
+            return
+        labels = root / "train_labels.csv"
+        timings = {w: time_ingest(root, labels, w, Path(scratch) / f"cache{w}") for w in (1, 2)}
+        for w, (seconds, rss) in timings.items():
+            print(f"  ingest {w} worker(s)  {n_files / seconds:8.0f} files/s  ({seconds:.1f} s, "
+                  f"peak RSS {rss:.0f} MiB)")
+        one = n_files / timings[1][0]
+        print(f"  ingest 1w / read_series {one / rate['read_series']:.2f}  (target >= 0.35)")
+        print(f"  ingest 2w / 1w          {timings[1][0] / timings[2][0]:.2f}x  (target >= 1.7)")
+        if args.no_peers:
+            return
+        spec = PreprocessSpec()
+        landmarks = json.loads((root / LANDMARKS).read_text()) if (root / LANDMARKS).is_file() else None
+        print(f"whole step: read -> {spec.describe()}, one core")
+        print(f"  {'pipeline':12s} {'files/s':>8s}  landmark error mm (mean / max over {len(folders)} series)")
+        rows = {"mgmt-audit": (one, our_errors(Path(scratch) / "cache1", landmarks) if landmarks else [])}
+        for name, step in peers(spec).items():
+            step(folders[0])  # imports and first-call set-up, untimed
+            errors, start = [], time.perf_counter()
+            for folder in folders:
+                array, affine = step(folder)
+                if landmarks:
+                    errors.append(landmark_error(array, affine, landmarks[folder.parent.name]))
+            rows[name] = (n_files / (time.perf_counter() - start), errors)
+        for name, (files_per_s, errors) in rows.items():
+            error = f"{np.mean(errors):5.2f} / {np.max(errors):5.2f}" if errors else "  (no landmarks)"
+            print(f"  {name:12s} {files_per_s:8.0f}  {error}")
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

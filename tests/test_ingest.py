@@ -56,7 +56,8 @@ def test_ingest_end_to_end_resume_and_new_spec(cohort, tmp_path):
             array = np.load(manifest.array_path(patient, modality))
             assert array.shape == SPEC.shape and array.dtype == np.float32
             record = patient.series[modality]
-            assert record.plane in ("axial", "sagittal", "coronal", "oblique") and record.n_slices >= 20
+            assert record.plane in ("axial", "sagittal", "coronal") and record.n_slices >= 20
+            assert 0 <= record.oblique_deg <= 20 and record.target_spacing == pytest.approx(SPEC.spacing)
             assert record.path.startswith(f"{SPEC.hash}/{patient.id}/")
     summary = manifest.summary()
     assert summary["ok"] == PATIENTS and summary["quarantined"] == 0

@@ -11,7 +11,7 @@ from mgmt_audit.data.preprocess import (
     PreprocessSpec,
     clahe,
     foreground_level,
-    foreground_points,
+    foreground,
     normalise,
     plan_grid,
     preprocess_volume,
@@ -116,7 +116,7 @@ def test_centre_mode_centres_the_slab_on_the_widest_level_in_mm():
     spec = PreprocessSpec(size=(40, 40), depth=9, spacing=(4.0, 4.0, 6.0), normalise="none")
     level = foreground_level(volume, spec)
     assert 5.0 < level < 105.0  # Otsu between air (5) and head (105)
-    grid = plan_grid(foreground_points(volume, src_affine, level), spec)
+    grid = plan_grid(foreground(volume, src_affine, level), spec)
     centre_slice = grid.world(np.array([0, 0, spec.depth // 2]))[2]
     assert centre_slice == pytest.approx(12.0, abs=3.0)  # within half a 6 mm slice
     # in plane the 160 mm field of view is centred on the head (5, -10)

@@ -30,9 +30,10 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def array_checksum(array: np.ndarray) -> str:
-    """sha256 of an array's shape, dtype and bytes (C order)."""
+    """sha256 of an array's shape, dtype and bytes in Fortran order (the order the cache stores,
+    so a cached array is hashed without a copy)."""
     digest = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
-    digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(memoryview(np.asfortranarray(array).T).cast("B"))
     return digest.hexdigest()
 
 

@@ -43,9 +43,10 @@ from mgmt_audit.data.dicom import Volume, read_series, series_files
 from mgmt_audit.data.manifest import MODALITIES, Manifest, PatientRecord, SeriesRecord
 from mgmt_audit.data.preprocess import (
     Preprocessed,
+    Foreground,
     PreprocessSpec,
+    foreground,
     foreground_level,
-    foreground_points,
     plan_grid,
     preprocess_volume,
 )
@@ -215,7 +216,7 @@ def _ingest_brats(task: PatientTask, folder: Path) -> tuple[dict[str, SeriesReco
     mask's path and why the seg could not be used (if so)."""
     records: dict[str, SeriesRecord] = {}
     volumes: dict[str, Volume] = {}
-    points: list[np.ndarray] = []
+    heads: list[Foreground] = []
     for modality in task.modalities:
         path = brats.task1_file(task.folder, brats.SUFFIXES[modality])
         if not path.is_file():
@@ -231,14 +232,14 @@ def _ingest_brats(task: PatientTask, folder: Path) -> tuple[dict[str, SeriesReco
         reference = next(iter(volumes.values()), volume)
         try:
             _check_same_grid(volume, reference, path)
-            points.append(foreground_points(volume.array, volume.affine, foreground_level(volume.array, task.spec)))
+            heads.append(foreground(volume.array, volume.affine, foreground_level(volume.array, task.spec)))
         except SeriesError as exc:
             _quarantine(records[modality], SeriesError(f"{path}: {exc}"))
             continue
         volumes[modality] = volume
     if not volumes:
         return records, None, None
-    grid = plan_grid(np.concatenate(points), task.spec)
+    grid = plan_grid(Foreground.union(heads), task.spec)
     for modality, volume in volumes.items():
         try:
             result = preprocess_volume(volume.array, volume.affine, task.spec, grid)

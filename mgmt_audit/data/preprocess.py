@@ -13,7 +13,7 @@ no trace in the cached array's shape or extent:
   ``depth`` slices ``spacing[2]`` mm apart, ``depth // 2`` below it; (``resample``): the head's axial
   extent divided into ``depth`` slices (the slice spacing is then the extent / depth, recorded);
 - foreground: Otsu's threshold (Otsu 1979, scikit-image) of a subsample of the source, or a fixed
-  ``threshold``; the grid is planned on the foreground of a copy decimated to about 2 mm;
+  ``threshold``; the grid is planned on the foreground of a copy decimated to about 3 mm;
 - then optional 3D CLAHE and per-volume intensity normalisation over the foreground voxels.
 
 Every parameter lives in :class:`PreprocessSpec`; its :attr:`~PreprocessSpec.hash` keys the cache.
@@ -41,7 +41,7 @@ NORMALISATIONS = ("zscore", "minmax", "none")
 FOREGROUNDS = ("otsu", "threshold")
 FIELD_OF_VIEW_MM = 240.0  # default in-plane field of view
 SLAB_MM = 160.0  # default axial coverage (centre mode)
-PLAN_RESOLUTION_MM = 2.0  # the grid is planned on the foreground of a copy decimated to about this
+PLAN_RESOLUTION_MM = 3.0  # the grid is planned on the foreground of a copy decimated to about this
 OTSU_SAMPLE = 500_000  # about this many source voxels go into Otsu's threshold
 
 
@@ -149,27 +149,44 @@ def foreground_level(array: np.ndarray, spec: PreprocessSpec) -> float:
     return float(threshold_otsu(sample)) if spec.foreground == "otsu" else float(spec.threshold)
 
 
-def foreground_points(array: np.ndarray, affine: np.ndarray, level: float) -> np.ndarray:
-    """RAS+ mm (N, 3) of the voxels above ``level`` in a copy decimated to about PLAN_RESOLUTION_MM.
+@dataclass(frozen=True)
+class Foreground:
+    """Where the head is: RAS+ mm ``points`` (N, 3) of foreground voxel centres of a decimated copy,
+    and ``reach`` (3,), half a decimated voxel's extent along R, A, S (the head reaches that far
+    beyond the outermost points)."""
+
+    points: np.ndarray
+    reach: np.ndarray
+
+    @staticmethod
+    def union(parts: list[Foreground]) -> Foreground:
+        """The foreground of several co-registered images together."""
+        return Foreground(np.concatenate([p.points for p in parts]), np.max([p.reach for p in parts], axis=0))
+
+
+def foreground(array: np.ndarray, affine: np.ndarray, level: float) -> Foreground:
+    """The voxels above ``level`` in a copy decimated to about PLAN_RESOLUTION_MM, in RAS+ mm.
 
     Raises SeriesError when no voxel is above the level."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    steps = [max(1, int(round(PLAN_RESOLUTION_MM / s))) for s in spacing]
+    steps = np.array([max(1, int(round(PLAN_RESOLUTION_MM / s))) for s in spacing])
     decimated = array[::steps[0], ::steps[1], ::steps[2]]
     index = np.argwhere(decimated > level) * steps
     if len(index) == 0:
         raise SeriesError(f"no voxel above the foreground threshold {level:g}: check the series")
-    return index @ affine[:3, :3].T + affine[:3, 3]
+    reach = np.abs(affine[:3, :3] * steps).sum(axis=1) / 2
+    return Foreground(index @ affine[:3, :3].T + affine[:3, 3], reach)
 
 
-def plan_grid(points: np.ndarray, spec: PreprocessSpec) -> Grid:
-    """The axial RAS+ target grid for a head whose foreground lies at ``points`` (N, 3) mm.
+def plan_grid(head: Foreground, spec: PreprocessSpec) -> Grid:
+    """The axial RAS+ target grid for a head whose foreground is ``head``.
 
-    In plane the field of view is centred on the points' bounding box; along S, ``centre`` mode
-    centres ``depth`` slices on the level with the most points (the largest cross-section, found on a
-    quarter-slice histogram smoothed over one slice), ``resample`` mode spans the points' extent."""
+    In plane the field of view is centred on the head's bounding box; along S, ``centre`` mode
+    centres ``depth`` slices on the level with the most foreground (the largest cross-section, found on
+    a quarter-slice histogram smoothed over one slice), ``resample`` mode spans the head's extent."""
     sx, sy, sz = spec.spacing  # type: ignore[misc]
-    low, high = points.min(axis=0), points.max(axis=0)
+    points = head.points
+    low, high = points.min(axis=0) - head.reach, points.max(axis=0) + head.reach
     centre = (low + high) / 2
     origin = np.array([centre[0] - (spec.size[0] - 1) / 2 * sx, centre[1] - (spec.size[1] - 1) / 2 * sy, 0.0])
     if spec.slice_mode == "centre":
@@ -177,8 +194,8 @@ def plan_grid(points: np.ndarray, spec: PreprocessSpec) -> Grid:
         edges = np.arange(low[2], high[2] + fine, fine)
         counts, edges = np.histogram(points[:, 2], bins=edges if len(edges) > 1 else 1)
         smoothed = np.convolve(counts, np.ones(4), mode="same")
-        level = (edges[int(np.argmax(smoothed))] + edges[int(np.argmax(smoothed)) + 1]) / 2
-        origin[2] = level - (spec.depth // 2) * sz
+        widest = int(np.argmax(smoothed))
+        origin[2] = (edges[widest] + edges[widest + 1]) / 2 - (spec.depth // 2) * sz
     else:
         sz = max(high[2] - low[2], sz / 1e3) / spec.depth
         origin[2] = low[2] + sz / 2
@@ -200,19 +217,24 @@ def clahe(volume: np.ndarray, clip: float) -> np.ndarray:
 
 
 def normalise(volume: np.ndarray, brain: np.ndarray, method: str) -> np.ndarray:
-    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only.
+    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only (a new
+    float32 array; ``volume`` is left as it is).
 
     Raises SeriesError when ``brain`` is empty."""
+    out = np.array(volume, dtype=np.float32, order="K")
     if method == "none":
-        return volume.astype(np.float32, copy=False)
-    values = volume[brain]
+        return out
+    values = out[brain]
     if values.size == 0:
         raise SeriesError("no foreground voxel on the target grid: check the series")
     if method == "zscore":
-        mean, sd = float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64))
-        return ((volume - np.float32(mean)) * np.float32(1.0 / (sd if sd > 0 else 1.0))).astype(np.float32)
-    low, high = float(values.min()), float(values.max())
-    return ((volume - np.float32(low)) * np.float32(1.0 / (high - low if high > low else 1.0))).astype(np.float32)
+        low, scale = float(values.mean(dtype=np.float64)), float(values.std(dtype=np.float64))
+    else:
+        low, high = float(values.min()), float(values.max())
+        scale = high - low
+    out -= np.float32(low)
+    out *= np.float32(1.0 / (scale if scale > 0 else 1.0))
+    return out
 
 
 def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
@@ -224,7 +246,7 @@ def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpe
     the background. Normalisation statistics use this series' own foreground on the grid.
     Raises SeriesError (empty, constant or foreground-less image)."""
     level = foreground_level(array, spec)
-    grid = grid or plan_grid(foreground_points(array, affine, level), spec)
+    grid = grid or plan_grid(foreground(array, affine, level), spec)
     out = resample(array, affine, grid)
     brain = out > level
     if spec.clahe:
