@@ -294,3 +294,25 @@ def test_an_empty_label_cell_is_ingested_unlabelled_with_a_note(cohort, tmp_path
     record = result.manifest.patient(first)
     assert record.label is None and record.status == "ok"
     assert result.notes == [f"labels file: 1 patient(s) with an empty label cell, ingested unlabelled: {first}"]
+
+
+def test_a_brats_image_that_fails_preprocessing_is_quarantined_with_its_reason(cohort, tmp_path):
+    """A SeriesError while preprocessing one Task-1 image (here: a FLAIR whose only foreground, a 4 mm
+    speck, is averaged below the threshold on the 7.5 mm grid) quarantines that image with the reason,
+    not the case as an internal error."""
+    root = tmp_path / "brats"
+    shutil.copytree(cohort.brats / "BraTS2021_00000", root / "BraTS2021_00000")
+    flair = root / "BraTS2021_00000" / "BraTS2021_00000_flair.nii.gz"
+    image = nib.load(flair)
+    speck = np.zeros(image.shape, np.int16)
+    speck[40:42, 50:52, 44:46] = 1000
+    nib.save(nib.Nifti1Image(speck, image.affine), flair)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("BraTS21ID,MGMT_value\n0,1\n")
+    spec = PreprocessSpec(size=(32, 32), depth=16, foreground="threshold", threshold=300.0)
+    result = ingest(root, labels, tmp_path / "c", spec=spec, layout="brats-task1", dataset=None, progress=False)
+    record = result.manifest.patient("00000")
+    assert record.series["FLAIR"].status == "quarantined"
+    assert "BraTS2021_00000_flair.nii.gz: no foreground voxel on the target grid" in record.series["FLAIR"].reason
+    assert "internal error" not in (record.reason or "")
+    assert all(record.series[m].ok for m in ("T1w", "T1wCE", "T2w")) and record.mask_path
