@@ -284,7 +284,8 @@ def _run(tasks: list[PatientTask], workers: int) -> Iterator[tuple[PatientTask, 
         return
     import multiprocessing
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_one_thread)
     try:
         # Largest patients first, so that no big one is left running alone at the end (LPT order).
         ordered = sorted(tasks, key=_source_bytes, reverse=True)
@@ -296,6 +297,13 @@ def _run(tasks: list[PatientTask], workers: int) -> Iterator[tuple[PatientTask, 
                 yield futures[future], exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one_thread() -> None:
+    """A worker is one core's share: numerical libraries imported later (torch, OpenMP, BLAS) use one
+    thread, so ``workers`` processes do not oversubscribe the cores."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
 
 
 def _source_bytes(task: PatientTask) -> int:

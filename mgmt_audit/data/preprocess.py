@@ -216,12 +216,12 @@ def clahe(volume: np.ndarray, clip: float) -> np.ndarray:
     return equalize_adapthist(scaled, clip_limit=clip).astype(np.float32)
 
 
-def normalise(volume: np.ndarray, brain: np.ndarray, method: str) -> np.ndarray:
-    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only (a new
-    float32 array; ``volume`` is left as it is).
+def normalise(volume: np.ndarray, brain: np.ndarray, method: str, *, in_place: bool = False) -> np.ndarray:
+    """Per-volume intensity normalisation with statistics over the ``brain`` voxels only: a new
+    float32 array, or ``volume`` itself changed when ``in_place`` (it must then be float32).
 
     Raises SeriesError when ``brain`` is empty."""
-    out = np.array(volume, dtype=np.float32, order="K")
+    out = volume if in_place else np.array(volume, dtype=np.float32, order="K")
     if method == "none":
         return out
     values = out[brain]
@@ -251,4 +251,4 @@ def preprocess_volume(array: np.ndarray, affine: np.ndarray, spec: PreprocessSpe
     brain = out > level
     if spec.clahe:
         out = clahe(out, spec.clahe_clip)
-    return Preprocessed(np.asfortranarray(normalise(out, brain, spec.normalise)), grid, level)
+    return Preprocessed(np.asfortranarray(normalise(out, brain, spec.normalise, in_place=True)), grid, level)
