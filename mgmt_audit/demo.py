@@ -76,10 +76,11 @@ class DemoResult:
 
 
 def demo_spec(name: str) -> StudySpec:
-    """A study's smoke profile with the demo's split (``DEMO_TRAIN``) and margin."""
+    """A study's smoke profile with the demo's split (``DEMO_TRAIN``), margin and cache preprocessing."""
     from mgmt_audit.study.spec import load_study
 
-    return load_study(name, PROFILE, overrides={"train": DEMO_TRAIN, "analysis": {"margin": DEMO_MARGIN}})
+    return load_study(name, PROFILE, overrides={"train": DEMO_TRAIN, "analysis": {"margin": DEMO_MARGIN},
+                                                "data": {"preprocess": PREPROCESS}})
 
 
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log = print) -> DemoResult:
@@ -88,7 +89,6 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     from mgmt_audit.study.spec import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
-    from mgmt_audit.study.data import on_cache
     from mgmt_audit.study.storage import default_storage, safe_url
     from mgmt_audit.study.worker import RunOptions, run_study
 
@@ -110,7 +110,6 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
              "storage": f"sqlite:///{(out / 'work').resolve()}/<cohort>/runs/<study>.db, one per cohort and study"}
 
     def run(spec, cohort: str, manifest: Manifest, **study_kwargs) -> None:
-        spec = on_cache(spec, manifest)  # the study trains at the demo cache's preprocessing, and records it
         runs_dir = out / "work" / cohort / "runs"
         storage = default_storage(spec.name, runs_dir)
         log(f"[{cohort}] study {spec.name}: {spec.n_trials} trials ({spec.null_trials} null) · "

@@ -25,7 +25,7 @@ import hashlib
 import json
 import shutil
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +121,6 @@ def trained_caches(runs_dir: str | Path, study: str) -> list[Path]:
     if not record.is_file():
         return []
     return [Path(p) for p in json.loads(record.read_text())["caches"] if (Path(p) / MANIFEST_NAME).is_file()]
-
-
-def on_cache(spec: StudySpec, manifest: Manifest) -> StudySpec:
-    """``spec`` with its profile's preprocessing replaced by ``manifest``'s: to train a study, on
-    purpose, at an existing cache's preprocessing (the demo's shared cache). The spec hash and the
-    recorded spec then say what was trained."""
-    if any(p.key.startswith("preprocess.") for p in spec.search):
-        raise ConfigError(f"study {spec.name} searches preprocessing: it cannot train on one cache")
-    resolved = {**spec.resolved, "data": {**spec.resolved.get("data", {}), "preprocess": dict(manifest.preprocess)}}
-    return replace(spec, data={**spec.data, "preprocess": dict(manifest.preprocess)}, resolved=resolved)
 
 
 def check_cache_preprocessing(spec: StudySpec, manifest: Manifest) -> None:
