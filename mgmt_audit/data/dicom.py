@@ -556,7 +556,13 @@ def _stored(header: _Header, where: str) -> np.ndarray:
 
 
 def _decode(ds: pydicom.Dataset, syntax: pydicom.uid.UID, where: str) -> np.ndarray:
-    decoder = get_decoder(syntax)
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:  # pydicom knows no decoder for it at all (MPEG, JPEG 2000 Part 2)
+        raise SeriesError(
+            f"{where} uses the compressed transfer syntax {syntax.name} ({syntax}), which pydicom cannot "
+            "decode; decompress the series first (e.g. gdcmconv --raw) or leave it out"
+        ) from exc
     if not decoder.is_available:
         missing = "; ".join(decoder.missing_dependencies)
         raise SeriesError(
