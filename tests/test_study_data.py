@@ -8,12 +8,12 @@ import optuna
 import pytest
 
 from mgmt_audit.cli import main
-from mgmt_audit.config import load_study
 from mgmt_audit.data import ingest as ingest_module
 from mgmt_audit.data.phantom import write_phantom_cohort
 from mgmt_audit.errors import ConfigError
 from mgmt_audit.report.build import report_study
 from mgmt_audit.study.data import cohort_source, root_cache_folder, trained_caches
+from mgmt_audit.study.spec import load_study
 
 from cache_factory import write_cache
 from report_factory import synthetic_run

@@ -115,8 +115,8 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 def _spec_and_modalities(args: argparse.Namespace) -> tuple[object, list[str]]:
     """The preprocessing spec and modalities: from the flags, or from ``--study`` (then no flag)."""
-    from mgmt_audit.config import preprocess_spec
     from mgmt_audit.errors import ConfigError
+    from mgmt_audit.study.spec import load_study, preprocess_spec
 
     given = {key: getattr(args, key) for key in SPEC_FLAGS if getattr(args, key) is not None}
     if args.study is None:
@@ -128,11 +128,8 @@ def _spec_and_modalities(args: argparse.Namespace) -> tuple[object, list[str]]:
     if given:
         flags = ", ".join(SPEC_FLAGS[k] for k in given)
         raise ConfigError(f"--study {args.study} sets the preprocessing; leave out {flags}")
-    from mgmt_audit.config import load_study
-    from mgmt_audit.study.data import study_modalities
-
     study = load_study(args.study, args.profile)
-    return preprocess_spec(study.preprocess_dict({})), args.modalities or study_modalities(study)
+    return preprocess_spec(study.preprocess_dict({})), args.modalities or list(study.modalities_read)
 
 
 def run_overlap(args: argparse.Namespace) -> int:
