@@ -139,27 +139,35 @@ def _separable(array: np.ndarray, scale: np.ndarray, offset: np.ndarray,
     return out
 
 
-def _box_sum(array: np.ndarray, widths: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
+def _box_sum(array: np.ndarray, widths: list[int], chunk: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
     """Sum over ``widths[a]`` neighbours along each axis ('valid' part only): the sums, the
-    source-index shift of the first sum ((width - 1) / 2 per axis) and the factor that makes them means."""
-    out = np.asarray(array, dtype=np.float32)
-    shift = np.zeros(3)
-    count = 1
-    for axis, width in enumerate(widths):
-        if width <= 1 or out.shape[axis] < width:
-            continue
-        n = out.shape[axis] - width + 1
+    source-index shift of the first sum ((width - 1) / 2 per axis) and the factor that makes them means.
 
-        def part(step: int, source: np.ndarray = out, axis: int = axis, n: int = n) -> np.ndarray:
-            index = [slice(None)] * 3
-            index[axis] = slice(step, step + n)
-            return source[tuple(index)]
-
-        total = np.add(part(0), part(1))
-        for step in range(2, width):
-            total += part(step)
-        out, shift[axis], count = total, (width - 1) / 2, count * width
-    return out, shift, 1.0 / count
+    Works through the array in slabs of ``chunk`` planes of its slowest axis, so the two in-plane
+    sums stay in cache and only the result is allocated."""
+    widths = [w if w > 1 and array.shape[a] >= w else 1 for a, w in enumerate(widths)]
+    shift = np.array([(w - 1) / 2 for w in widths])
+    if max(widths) == 1:
+        return array, shift, 1.0
+    order = [int(a) for a in np.argsort([-abs(s) for s in array.strides], kind="stable")]
+    source = np.transpose(array, order)  # (slow, mid, fast) in memory order
+    w = [widths[a] for a in order]
+    n = [source.shape[i] - w[i] + 1 for i in range(3)]
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n[0], chunk):
+        stop = min(start + chunk, n[0])
+        slab = source[start:stop + w[0] - 1]
+        fast = np.array(slab[:, :, :n[2]], dtype=np.float32)
+        for k in range(1, w[2]):
+            fast += slab[:, :, k:k + n[2]]
+        mid = np.array(fast[:, :n[1]])
+        for k in range(1, w[1]):
+            mid += fast[:, k:k + n[1]]
+        target = out[start:stop]
+        np.copyto(target, mid[:stop - start])
+        for k in range(1, w[0]):
+            target += mid[k:k + stop - start]
+    return np.transpose(out, np.argsort(order)), shift, 1.0 / float(np.prod(widths))
 
 
 def _general(array: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
