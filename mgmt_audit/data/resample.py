@@ -143,31 +143,42 @@ def _box_sum(array: np.ndarray, widths: list[int], chunk: int = 8) -> tuple[np.n
     """Sum over ``widths[a]`` neighbours along each axis ('valid' part only): the sums, the
     source-index shift of the first sum ((width - 1) / 2 per axis) and the factor that makes them means.
 
-    Works through the array in slabs of ``chunk`` planes of its slowest axis, so the two in-plane
-    sums stay in cache and only the result is allocated."""
+    Works through the array in slabs of ``chunk`` planes of its slowest axis, so the sums stay in
+    cache and only the result is allocated; the axes are summed in array order, the neighbours in
+    index order (the same float32 roundings whatever the memory layout)."""
     widths = [w if w > 1 and array.shape[a] >= w else 1 for a, w in enumerate(widths)]
     shift = np.array([(w - 1) / 2 for w in widths])
     if max(widths) == 1:
         return array, shift, 1.0
-    order = [int(a) for a in np.argsort([-abs(s) for s in array.strides], kind="stable")]
-    source = np.transpose(array, order)  # (slow, mid, fast) in memory order
-    w = [widths[a] for a in order]
-    n = [source.shape[i] - w[i] + 1 for i in range(3)]
-    out = np.empty(n, dtype=np.float32)
-    for start in range(0, n[0], chunk):
-        stop = min(start + chunk, n[0])
-        slab = source[start:stop + w[0] - 1]
-        fast = np.array(slab[:, :, :n[2]], dtype=np.float32)
-        for k in range(1, w[2]):
-            fast += slab[:, :, k:k + n[2]]
-        mid = np.array(fast[:, :n[1]])
-        for k in range(1, w[1]):
-            mid += fast[:, k:k + n[1]]
-        target = out[start:stop]
-        np.copyto(target, mid[:stop - start])
-        for k in range(1, w[0]):
-            target += mid[k:k + stop - start]
-    return np.transpose(out, np.argsort(order)), shift, 1.0 / float(np.prod(widths))
+    slow = int(np.argmax([abs(s) for s in array.strides]))
+    n = [size - w + 1 for size, w in zip(array.shape, widths, strict=True)]
+    out = np.empty(n, dtype=np.float32, order="F" if slow == 2 else "C")
+    for start in range(0, n[slow], chunk):
+        stop = min(start + chunk, n[slow])
+        cut = [slice(None)] * 3
+        cut[slow] = slice(start, stop + widths[slow] - 1)
+        part = array[tuple(cut)]
+        for axis, width in enumerate(widths):
+            if width > 1:
+                part = _neighbour_sum(part, axis, width)
+        cut[slow] = slice(start, stop)
+        out[tuple(cut)] = part
+    return out, shift, 1.0 / float(np.prod(widths))
+
+
+def _neighbour_sum(array: np.ndarray, axis: int, width: int) -> np.ndarray:
+    """float32 sums of ``width`` consecutive entries along ``axis`` ('valid' part)."""
+    n = array.shape[axis] - width + 1
+
+    def part(step: int) -> np.ndarray:
+        index = [slice(None)] * 3
+        index[axis] = slice(step, step + n)
+        return array[tuple(index)]
+
+    total = np.add(part(0), part(1), dtype=np.float32)
+    for step in range(2, width):
+        total += part(step)
+    return total
 
 
 def _general(array: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
