@@ -9,6 +9,7 @@ import pytest
 
 from mgmt_audit.cli import main
 from mgmt_audit.data import ingest as ingest_module
+from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.data.phantom import write_phantom_cohort
 from mgmt_audit.errors import ConfigError
 from mgmt_audit.report.build import report_study
@@ -58,8 +59,9 @@ def test_the_cache_a_study_trained_on_is_recorded_and_reported(tmp_path):
         user_attrs={"seed": 0, "null": False, "val_auc": result.val_auc, "artifacts": str(folder),
                     "config_id": "a"}))
     html = report_study("tiny", storage=storage, runs_dir=runs, out=tmp_path / "report").read_text()
-    data_section = html[html.index(">Data<"):]
-    assert "Cohort rsna" in data_section and "no data manifest was found" not in html
+    data_section = html[html.index("Data</h2>"):html.index("Reproducibility</h2>")]
+    assert "no data manifest was found" not in data_section
+    assert ">rsna<" in data_section and Manifest.load(cache).preprocess_hash in data_section
 
 
 @pytest.fixture(scope="module")
