@@ -75,6 +75,18 @@ def test_digits_study_writes_its_cohort_at_the_profile_size_and_trains_on_it(tmp
     written = (cohort / "manifest.json").stat().st_mtime_ns
     assert run(tmp_path, "tiny_digits", "--n-trials", "2") == 0  # already done: reuses, rewrites nothing
     assert (cohort / "manifest.json").stat().st_mtime_ns == written
+    # the digits cache given as data (as the demo gives it) is accepted at its size, refused at another
+    assert run(tmp_path, "tiny_digits", "--n-trials", "2", "--data", str(cohort)) == 0
+
+
+def test_a_digits_cache_of_another_size_is_refused_with_the_fix(tmp_path, capsys):
+    from mgmt_audit.data.controls import write_digits_cohort
+
+    (tmp_path / "tiny_digits.toml").write_text(DIGITS_SPEC)
+    other = write_digits_cohort(tmp_path / "digits8", n=40, size=8, depth=4, seed=3).folder
+    assert run(tmp_path, "tiny_digits", "--data", str(other)) == 2
+    err = capsys.readouterr().err
+    assert "holds 8 x 8 x 4 digits" in err and "asks for 16 x 16 x 4" in err and "(option --data)" in err
 
 
 def test_digits_study_refuses_a_phantom(tmp_path, capsys):

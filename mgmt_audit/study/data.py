@@ -129,6 +129,16 @@ def check_cache_preprocessing(spec: StudySpec, manifest: Manifest) -> None:
     wanted = preprocess_spec(spec.preprocess_dict({}))
     if manifest.preprocess_hash == wanted.hash:
         return
+    if manifest.dataset == DIGITS_DATASET:  # digits are drawn at a size, not resampled from a grid in mm
+        cached = manifest.preprocess
+        if (cached.get("size"), cached.get("size"), cached.get("depth")) == (*wanted.size, wanted.depth):
+            return
+        raise ConfigError(
+            f"digits cache {manifest.folder} holds {cached.get('size')} x {cached.get('size')} x "
+            f"{cached.get('depth')} digits, but study {spec.name} (profile {spec.profile}) asks for "
+            f"{wanted.size[0]} x {wanted.size[1]} x {wanted.depth}: give no data (the study writes its own "
+            "digits cohort) or a digits cache of that size", parameter="data",
+        )
     try:
         cached = preprocess_spec(manifest.preprocess).describe()
     except ConfigError:
