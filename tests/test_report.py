@@ -219,6 +219,19 @@ def test_importance_finds_the_parameter_that_matters():
     assert importances["width"] > 0.8 > importances["lr"]
 
 
+def test_a_study_whose_every_run_reaches_auc_1_is_reported_with_importance_undefined(tmp_path):
+    """The digits control or a strong planted signal: every seed run separates perfectly, so there is
+    no variance for fANOVA to share out (optuna raised 'zero total variance in all trees')."""
+    study = synthetic_study(tmp_path / "runs", "perfect", "perfect", 40.0, strength=1.0)
+    assert {t.val_auc for t in study.trials if not t.null} == {1.0}
+    importances, why_not = param_importances(study)
+    assert importances == {} and "validation AUC 1.000" in why_not and "importance undefined" in why_not
+    html = build_report(ReportInput("perfect", "", [study]), tmp_path / "out").read_text()
+    assert "importance undefined" in html
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [c["verdict"] for c in summary["cohorts"]] == ["signal"]
+
+
 def test_data_uri_round_trips_a_png():
     figure = new_figure(2, 1)
     figure.add_subplot().plot([0, 1], [0, 1])

@@ -343,6 +343,10 @@ def param_importances(study: StudyRuns) -> tuple[dict[str, float], str]:
         return {}, f"{len(varying)} hyperparameter(s) vary, importance needs at least 2"
     if len(trials) < MIN_IMPORTANCE_TRIALS:
         return {}, f"{len(trials)} finished seed runs, importance needs at least {MIN_IMPORTANCE_TRIALS}"
+    values = {t.value for t in trials}
+    if len(values) == 1:  # fANOVA's share of a zero variance is undefined (optuna raises)
+        return {}, (f"every finished seed run has validation AUC {values.pop():.3f}: no variance for "
+                    "a hyperparameter to explain, importance undefined")
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created in memory" line
     try:
