@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from exact_scores import exact_auc_scores
 from scipy import stats
 
 from mgmt_audit.analysis.chance_loss import label_entropy
@@ -25,6 +26,8 @@ from mgmt_audit.analysis.verdict import (
 )
 from mgmt_audit.errors import AnalysisInputError
 
+_exactly = exact_auc_scores
+
 
 def _binormal(rng, n_pos, n_neg, auc):
     """Labels and scores with true AUC ``auc`` (binormal, equal variances)."""
@@ -36,16 +39,6 @@ def _seeds(rng, n_pos, n_neg, auc, k, rho=0.5):
     """k runs on the same patients: a shared patient effect plus independent seed noise."""
     y, shared = _binormal(rng, n_pos, n_neg, auc)
     return [Run(y, np.sqrt(rho) * shared + np.sqrt(1 - rho) * rng.normal(size=y.size)) for _ in range(k)]
-
-
-def _exactly(auc_target, n_pos, n_neg):
-    """Scores whose AUC is ``auc_target`` to the nearest attainable U / (n1 n0): negatives score
-    0 .. n0 - 1 and each positive sits just above the number of negatives it beats."""
-    u = round(auc_target * n_pos * n_neg)
-    wins = np.full(n_pos, u // n_pos)
-    wins[: u % n_pos] += 1
-    y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
-    return y, np.r_[wins - 0.5, np.arange(n_neg, dtype=float)]
 
 
 def test_exactly_helper_hits_its_target():
