@@ -203,3 +203,22 @@ def test_audit_predictions_accepts_a_mapping_of_columns():
     table = {"label": [1, 0, 0, 1], "prob": [0.1, 0.2, 0.3, 0.4], "id": ["a", "a", "b", "c"]}
     with pytest.raises(AnalysisInputError, match="both labels"):
         audit_predictions(table, id_col="id")
+
+
+def test_eval_split_on_the_command_line_judges_that_split_alone(tmp_path, capsys):
+    """Validation rows separate perfectly (the search tuned on them), test rows on other patients sit
+    at AUC 0.5: --eval-split test gives no_signal on the 300 test patients, --eval-split val signal."""
+    from exact_scores import exact_auc_scores
+
+    rows = []
+    for split, auc, n, first in (("val", 1.0, 60, 1000), ("test", 0.5, 150, 0)):
+        y, s = exact_auc_scores(auc, n, n)
+        rows += [{"id": f"{first + i:05d}", "label": int(lab), "prob": float(p), "split": split}
+                 for i, (lab, p) in enumerate(zip(y, s))]
+    path = _write(tmp_path / "pred.csv", rows)
+    argv = ["audit", str(path), "--id-col", "id", "--split-col", "split", "--json"]
+    test = json.loads(_run(capsys, [*argv, "--eval-split", "test"])[1])
+    assert (test["verdict"], test["eval_split"]) == ("no_signal", "test")
+    assert test["auc"] == pytest.approx(0.5, abs=1e-3) and test["runs"][0]["n"] == 300
+    val = json.loads(_run(capsys, [*argv, "--eval-split", "val"])[1])
+    assert (val["verdict"], val["auc"], val["runs"][0]["n"]) == ("signal", 1.0, 120)
