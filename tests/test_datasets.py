@@ -133,3 +133,19 @@ def test_augment_from_dict_rejects_unknown_keys_and_bad_values():
         Augment.from_dict({"flip": 0.5})
     with pytest.raises(ConfigError, match=r"flip_prob must be in \[0, 1\]"):
         Augment.from_dict({"flip_prob": 2})
+
+
+def test_tumour_only_keeps_slices_with_at_least_the_minimum_tumour_voxels(tmp_path):
+    # one patient's mask drawn by hand: slices z = 0 .. 7 hold 0, 1, 2, 3, 0, 5, 2, 0 tumour voxels
+    cache = write_cache(tmp_path, patients=1, shape=SHAPE, modalities=MODS)
+    patient = cache.patients[0]
+    areas = [0, 1, 2, 3, 0, 5, 2, 0]
+    mask = np.zeros(SHAPE, np.uint8)
+    for z, area in enumerate(areas):
+        mask.reshape(-1, SHAPE[2])[:area, z] = 1 + z % 4  # any BraTS label counts
+    np.save(cache.resolve(patient.mask_path), mask)
+    kept = {m: [z for _, z in make_view("slices", cache, [patient.id], modalities=MODS, tumour_only=True,
+                                       min_tumour_voxels=m).samples] for m in (1, 2, 3, 5)}
+    assert kept == {1: [1, 2, 3, 5, 6], 2: [2, 3, 5, 6], 3: [3, 5], 5: [5]}
+    with pytest.raises(CohortError, match="no slice with >= 6 tumour voxels"):
+        make_view("slices", cache, [patient.id], modalities=MODS, tumour_only=True, min_tumour_voxels=6)
