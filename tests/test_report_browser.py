@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from demo_run import quick_demo
 from report_factory import synthetic_study
+from services import needs_service
 
 from mgmt_audit.report.build import ReportInput, build_report
 
@@ -34,10 +35,13 @@ document.title = `answer=${Math.round(answer)} height=${document.documentElement
   `scroll=${document.documentElement.scrollWidth} wide=${wide} squeezed=${squeezed}`;
 </script></body>"""
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install chromium)"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_present() -> None:
+    """Skip (fail under .ci/run) before any module fixture builds a report, when Chromium is missing."""
+    needs_service(None if CHROMIUM else "no chromium binary on PATH (Debian: apt-get install chromium)")
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
