@@ -40,9 +40,9 @@ def test_quick_demo_finds_the_planted_signal_and_excludes_the_margin_on_the_null
 def test_quick_demo_stays_within_its_time_budget(demo):
     _, lines, seconds = demo
     assert seconds < 180, f"quick demo took {seconds:.0f} s (budget 180 s on 2 CPU cores)"
-    if lines:  # the run that did the work logged every stage
-        assert any("writing 240 phantom patients" in line for line in lines)
-        assert any(line.startswith("building the report") for line in lines)
+    # every xdist worker reads the log of the run that did the work, which logged every stage
+    assert any("writing 240 phantom patients" in line for line in lines)
+    assert any(line.startswith("building the report") for line in lines)
 
 
 def test_demo_command_prints_the_report_path(demo, capsys):
