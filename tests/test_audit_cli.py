@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from exact_scores import exact_auc_scores
 
 from mgmt_audit.analysis.audit import audit_predictions
 from mgmt_audit.cli import main
@@ -97,7 +98,10 @@ def test_audit_flags_a_patient_leaked_across_splits(tmp_path, capsys):
 
 def test_audit_judges_seeds_together_and_finds_a_strong_signal(tmp_path, capsys):
     strong = _write(tmp_path / "strong.csv", _predictions(1, 2.0))
-    random = _write(tmp_path / "random.csv", _predictions(2, 0.0))
+    y, scores = exact_auc_scores(0.5, 40, 40)
+    chance = _write(tmp_path / "chance.csv", [
+        {"id": f"{10000 + i:05d}", "label": int(label), "prob": float(score), "run": run}
+        for run in range(3) for i, (label, score) in enumerate(zip(y, scores))])
     argv = ["--run-col", "run", "--id-col", "id", "--trials-tried", "20", "--json"]
     _, out, _ = _run(capsys, ["audit", str(strong), *argv])
     result = json.loads(out)
@@ -105,10 +109,12 @@ def test_audit_judges_seeds_together_and_finds_a_strong_signal(tmp_path, capsys)
     assert result["pooling"] == "3 runs on the same patients (matched by patient ID): mean AUC, predictions"
     assert result["evidence"]["estimate"]["n_runs"] == 3
     assert result["evidence"]["test"]["selection"] == 20
-    _, out, _ = _run(capsys, ["audit", str(random), *argv])
+    # three seeds at AUC exactly 0.5 on 40 / 40, the best of 20: not beyond chance, the margin excluded,
+    # but after selection among 20 the lower bound reaches below 0.35 (an inverted signal not excluded)
+    _, out, _ = _run(capsys, ["audit", str(chance), *argv])
     result = json.loads(out)
-    assert result["verdict"] in ("inconclusive", "no_signal")
-    assert result["p_value_adjusted"] > 0.05
+    assert (result["verdict"], result["auc"]) == ("inconclusive", 0.5) and result["p_value_adjusted"] > 0.5
+    assert result["ci_high"] < 0.65 and result["ci_low"] < 0.35 and "inverted signal" in result["reason"]
 
 
 def test_one_unusable_run_is_reported_and_the_rest_audited(tmp_path, capsys):

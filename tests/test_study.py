@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 from cache_factory import write_cache
 from study_helpers import FakeTrainer, assert_exact_and_unique, tiny_cache, trial_key, write_spec
 
@@ -277,9 +278,14 @@ def test_smoke_run_resume_status_and_artifacts(tmp_path, cache, capsys):
     assert [(r["null"], r["number"]) for r in rows] == [(False, 0), (False, 1), (False, 2), (True, 0)]
     for row in rows:
         assert set(row) >= {"number", "state", "seed", "params", "val_auc", "test_auc", "null", "artifacts", "note"}
-        assert row["state"] == "COMPLETE" and isinstance(row["null"], bool) and 0 <= row["val_auc"] <= 1
-        assert 0 <= row["test_auc"] <= 1 and row["note"] is None
+        assert row["state"] == "COMPLETE" and isinstance(row["null"], bool) and row["note"] is None
         folder = Path(row["artifacts"])
+        with open(folder / "predictions.csv") as handle:  # the AUCs stored are those of the saved predictions
+            saved = list(csv.DictReader(handle))
+        for split, key in (("val", "val_auc"), ("test", "test_auc")):
+            rows_of = [r for r in saved if r["split"] == split]
+            assert row[key] == pytest.approx(roc_auc_score([int(r["label"]) for r in rows_of],
+                                                           [float(r["prob"]) for r in rows_of]))
         assert folder == (runs / "tiny" / f"{'null-' if row['null'] else ''}{row['number']}").resolve()
         assert all((folder / f).is_file() for f in ("predictions.csv", "curves.json", "meta.json"))
         meta = json.loads((folder / "meta.json").read_text())

@@ -100,7 +100,8 @@ def test_holdout_keeps_patients_on_one_side_and_scores_a_fixed_test_set(cache):
     assert holdout.test_ids == list(holdout.split.test) and len(holdout.test_probs) == 6
     other = run(cache, 7, epochs=1, test_fraction=0.25, val_fraction=0.4, lr=0.01)
     assert other.test_ids == holdout.test_ids  # the same test patients for every seed and configuration
-    assert holdout.test_auc is not None and 0.0 <= holdout.test_auc <= 1.0
+    truth = {p.id: p.label for p in cache.patients}
+    assert holdout.test_labels == [truth[i] for i in holdout.test_ids]  # scored against the true labels
 
 
 def test_kfold_scores_every_patient_once_out_of_fold(cache):
