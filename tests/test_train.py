@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from cache_factory import write_cache
 from mgmt_audit.data.manifest import Manifest
@@ -230,16 +231,35 @@ def test_3d_resnet_finds_the_planted_signal(signal_phantom):
 
 @pytest.mark.slow
 def test_2d_resnet_finds_the_planted_signal(signal_phantom):
-    assert fit(PHANTOM_2D, signal_phantom, 0, device="cpu").val_auc >= 0.85
+    # one seed's AUC on 10 validation patients is too noisy to test alone: over 24 seeds on each of two
+    # cohorts it was 0.60-1.00 (mean 0.90 and 0.98; 7 seeds in 24 below 0.85 on the first). The mean
+    # of 5 seeds fell below 0.7 in 1.4e-4 of bootstrap draws on the worse cohort; at chance it
+    # reaches 0.7 at most as often as one seed does (0.15 at 5 vs 5)
+    aucs = [fit(PHANTOM_2D, signal_phantom, seed, device="cpu").val_auc for seed in range(5)]
+    assert np.mean(aucs) >= 0.7, aucs
 
 
 @pytest.mark.slow
 def test_no_signal_phantom_stays_at_chance(null_phantom):
-    aucs = [fit(PHANTOM_2D, null_phantom, seed, device="cpu").val_auc for seed in range(4)]
-    assert np.mean(aucs) == pytest.approx(0.5, abs=0.15)
+    # at S = 0 the label changes no voxel, so whatever the model learned, its validation scores are
+    # independent of the validation labels and their seed-mean follows the exact Mann–Whitney null:
+    # a two-sided p below 1e-3 happens once in 1,000 cohorts. 24 validation patients (at 10 no AUC can
+    # reach p 1e-3, so a leak of the labels would pass)
+    config = {**PHANTOM_2D, "val_fraction": 0.5, "test_fraction": 0.0}
+    runs = [fit(config, null_phantom, seed, device="cpu") for seed in range(4)]
+    labels = np.asarray(runs[0].labels)
+    assert all(r.ids == runs[0].ids for r in runs) and labels.size == 24
+    score = np.mean([r.probs for r in runs], axis=0)
+    p_value = stats.mannwhitneyu(score[labels == 1], score[labels == 0], method="exact").pvalue
+    assert p_value > 1e-3, ([r.val_auc for r in runs], p_value)
 
 
 @pytest.mark.slow
 def test_permuted_labels_fall_to_chance_on_the_signal_phantom(signal_phantom):
-    aucs = [fit(PHANTOM_2D, signal_phantom, seed, null_index=seed, device="cpu").val_auc for seed in range(8)]
-    assert np.mean(aucs) == pytest.approx(0.5, abs=0.2)
+    # each null trial draws its own permutation, so the trials' AUCs are independent draws around 0.5:
+    # a two-sided one-sample t-test at 1e-3 instead of a fixed band (the mean of 8 once reached 0.715
+    # with the band at 0.5 +- 0.2); trials that learned the true labels sit near 0.9 with a small spread
+    aucs = np.array([fit(PHANTOM_2D, signal_phantom, seed, null_index=seed, device="cpu").val_auc
+                     for seed in range(8)])
+    t = (aucs.mean() - 0.5) / (aucs.std(ddof=1) / np.sqrt(aucs.size))
+    assert abs(t) < stats.t.ppf(1 - 5e-4, aucs.size - 1), aucs
