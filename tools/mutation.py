@@ -7,11 +7,13 @@ checkout is never touched, and prints the score per file and the surviving mutan
 
     flock /tmp/mgmt-heavy.lock .venv/bin/python tools/mutation.py analysis
     flock /tmp/mgmt-heavy.lock .venv/bin/python tools/mutation.py study --sample 300
+    nice -n 19 .venv/bin/python tools/mutation.py analysis --sample 150 --seed 0 --children 1  # shared CPUs
 
 ``--sample N`` tests N mutants drawn at random (``--seed``) after the mutants are generated, for
 targets whose full run would take hours; the score is then an estimate with its binomial error.
 Needs mutmut (``pip install 'mutmut==3.8.1'``, the ``mutation`` extra). A result per mutant is kept in
-the work folder, so a re-run resumes; ``mutmut show NAME`` there prints a mutant's diff.
+the work folder, so a re-run resumes (a sampled run names mutmut only the mutants not yet tested:
+mutmut re-tests every mutant it is named); ``mutmut show NAME`` there prints a mutant's diff.
 """
 
 from __future__ import annotations
@@ -162,9 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         everything = mutant_names(work)
         names = sorted(random.Random(args.seed).sample(everything, min(args.sample, len(everything))))
         print(f"{len(names)} of {len(everything)} mutants sampled (seed {args.seed})")
-    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *names],
-                         cwd=work, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    (work / "mutmut-run.log").write_text(run.stdout)
+        done = results(work)  # mutmut re-tests every mutant named to it: name only those not yet tested
+        todo = [name for name in names if done.get(name, "not checked") == "not checked"]
+    else:
+        todo = []
+    if todo or not names:
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.children), *todo],
+                             cwd=work, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with (work / "mutmut-run.log").open("a") as log:
+            log.write(run.stdout)
     statuses = results(work)
     if names:
         statuses = {k: v for k, v in statuses.items() if k in set(names)}
