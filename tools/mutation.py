@@ -38,7 +38,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_auc.py", "tests/test_nulls.py", "tests/test_verdict.py", "tests/test_verdict_rules.py",
          "tests/test_bimodality.py", "tests/test_chance_loss.py", "tests/test_reported.py",
          "tests/test_probes.py", "tests/test_audit_cli.py", "tests/test_claims_cli.py",
-         "tests/test_claims_consistency.py", "tests/test_claims_inference.py"],
+         "tests/test_claims_consistency.py", "tests/test_claims_inference.py", "tests/test_analysis_contracts.py"],
     ),
     "dicom": (
         ["mgmt_audit/data/dicom.py"],
