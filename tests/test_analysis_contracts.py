@@ -171,8 +171,18 @@ def test_a_search_too_large_for_every_matrix_keeps_what_the_printed_accuracy_all
     checks = {c.convention: c for c in r.consistency.checks if c.average == "binary"}
     assert set((checks["truncated"].tp + checks["truncated"].tn).tolist()) == set(range(480, 486))
     assert set(range(478, 483)) <= set((checks["rounded"].tp + checks["rounded"].tn).tolist()) <= set(range(477, 484))
-    assert all(c.method.endswith("with the printed accuracy (no nearest matrix: too many to search)")
-               for c in checks.values())
+    assert {c.method for c in checks.values()} == {"exact enumeration of every confusion matrix at every class "
+                                                   "split with the printed accuracy (no nearest matrix: too "
+                                                   "many to search)"}
+
+
+def test_a_mean_of_folds_of_metrics_mlscorecheck_does_not_cover_is_not_checked_and_says_which():
+    r = audit_claim({"f1": "0.80"}, n_pos=40, n_neg=40, folds=5)
+    unchecked = [c for c in r.consistency.checks if c.aggregation.startswith("mean of fold scores")]
+    assert {(c.average, c.convention) for c in unchecked} == {
+        (a, c) for a in ("binary", "binary_other") for c in ("rounded", "truncated")}
+    assert all(c.status == "not checked" and c.unchecked == ("f1",) and c.method == "not checkable"
+               and c.note.startswith("F1 not checked as a mean of folds") for c in unchecked)
 
 
 def test_the_printed_claim_lists_what_fits_and_adds_no_selection_to_one_trial():
