@@ -253,8 +253,9 @@ modalities = ["FLAIR", "T2w"]
 
 def test_pretrain_table_gets_defaults_and_enters_the_hash(tmp_path):
     spec = spec_from(SIMCLR, tmp_path)
-    assert spec.pretrain == {"epochs": 2, "batch_size": 64, "lr": 1e-3, "temperature": 0.5,
-                             "projection_dim": 128, "modalities": ["FLAIR", "T2w"]}
+    assert spec.pretrain == {"method": "simclr", "epochs": 2, "batch_size": 64, "lr": 1e-3, "temperature": 0.5,
+                             "projection_dim": 128, "momentum": 0.99, "modalities": ["FLAIR", "T2w"]}
+    assert spec.init_of({}) == "simclr" and spec_from(MINIMAL, tmp_path).init_of({}) == "scratch"
     assert spec_from(MINIMAL, tmp_path).pretrain == {}
     longer = spec_from(SIMCLR.replace("epochs = 2", "epochs = 3"), tmp_path)
     assert longer.pretrain["epochs"] == 3 and longer.spec_hash != spec.spec_hash
@@ -274,7 +275,11 @@ def test_simclr_sweep_pretrains_all_sequences_then_finetunes_the_published_way()
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (('family = "simclr_resnet18"', 'family = "resnet18_2d"'), "[pretrain] trains a SimCLR encoder"),
+        (('family = "simclr_resnet18"', 'family = "fusion_resnet18"'),
+         "[pretrain] trains a 2D encoder that loads into one module, which ['fusion_resnet18'] lack(s)"),
+        (('family = "simclr_resnet18"', 'family = "resnet10_3d"'), "which ['resnet10_3d'] lack(s)"),
+        (("epochs = 2\n", 'epochs = 2\nmethod = "swav"\n'), "pretrain.method must be one of ['simclr', 'byol'"),
+        (("epochs = 2\n", "epochs = 2\nmomentum = 1.0\n"), "pretrain.momentum must be a number in [0, 1)"),
         (("epochs = 2\n", "epochs = 2\nbatch_size = 1\n"), "pretrain.batch_size must be an integer >= 2"),
         (('"FLAIR", "T2w"', '"FLAIR", "PD"'), "pretrain.modalities must be distinct names"),
         (("epochs = 2\n", "epochs = 2\nlr = 0\n"), "pretrain.lr must be a number > 0"),
@@ -288,4 +293,41 @@ def test_bad_pretrain_table_names_file_and_key(tmp_path, edit, message):
     assert old in SIMCLR
     with pytest.raises(ConfigError) as info:
         spec_from(SIMCLR.replace(old, new), tmp_path)
+    assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)
+
+
+INIT_SEARCH = MINIMAL.replace('lr = { type = "log-float", low = 1e-4, high = 1e-2 }',
+                              'init = { type = "categorical", choices = ["scratch", "byol", "file"] }') + """
+[model.weights]
+resnet18_2d = "weights/resnet18.pth"
+[pretrain]
+epochs = 2
+"""
+
+
+def test_init_search_picks_scratch_a_weights_file_or_an_ssl_method_per_point(tmp_path):
+    spec = spec_from(INIT_SEARCH, tmp_path)
+    assert [spec.init_of({"init": c}) for c in ("scratch", "byol", "file")] == ["scratch", "byol", "file"]
+    assert spec.pretrain_settings({"init": "byol"})["method"] == "byol"
+    assert spec.weights_file("resnet18_2d") == "weights/resnet18.pth"
+    assert "init" not in spec.train_dict({"init": "byol"})  # the trial sets the weights, not the config
+    with pytest.raises(ConfigError, match="needs model.weights.mobilenet_v2_2d"):
+        spec.weights_file("mobilenet_v2_2d")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('"byol", "file"', '"byol", "imagenet"'), "search.init must be categorical with choices from ['scratch', 'file'"),
+        (("[pretrain]\nepochs = 2\n", ""), "search.init chooses SSL methods: add a [pretrain] table"),
+        (('resnet18_2d = "weights/resnet18.pth"', 'resnet_18 = "w.pth"'), "model.weights.resnet_18 must name a model family"),
+        (('resnet18_2d = "weights/resnet18.pth"', ""), "search.init chooses \"file\": give model.weights for ['resnet18_2d']"),
+        (("epochs = 2\n", 'epochs = 2\nmethod = "dino"\n'), "pretrain.method and search.init both choose the method"),
+    ],
+)
+def test_bad_init_search_names_file_and_key(tmp_path, edit, message):
+    old, new = edit
+    assert old in INIT_SEARCH
+    with pytest.raises(ConfigError) as info:
+        spec_from(INIT_SEARCH.replace(old, new, 1), tmp_path)
     assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,12 +18,13 @@ from mgmt_audit.models import (
     family,
     feature_layers,
     pooled_features,
-    pretrain_simclr,
+    pretrain_ssl,
 )
 
 FAMILIES = [
     "resnet18_2d", "resnet34_2d", "resnet50_2d", "densenet121_2d", "densenet161_2d", "efficientnet_b0_3d",
     "resnet10_3d", "vit_3d", "roi_resnet", "fusion_resnet18", "simclr_resnet18", "custom_cnn_2d",
+    "mobilenet_v2_2d", "resnet101_2d",
 ]
 
 
@@ -58,7 +60,7 @@ def hooks_left(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
-def test_available_lists_all_twelve_families_and_needs_no_torch():
+def test_available_lists_every_family_and_needs_no_torch():
     assert available() == FAMILIES
     code = "import sys, mgmt_audit.models as m; m.available(); m.default_params('vit_3d'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -251,7 +253,7 @@ def test_simclr_pretraining_changes_the_encoder_and_finetune_adapts_to_20_channe
         torch.manual_seed(0)
         encoder = smoke("simclr_resnet18", in_channels=1).encoder
         slices = torch.rand(8, 32, 32, generator=torch.Generator().manual_seed(2))
-        history = pretrain_simclr(encoder, slices, epochs=1, batch_size=4, lr=1e-3, temperature=0.5, seed=seed)
+        history = pretrain_ssl("simclr", encoder, slices, epochs=1, batch_size=4, lr=1e-3, temperature=0.5, seed=seed)
         assert len(history) == 1 and history[0] > 0
         return encoder
 
@@ -271,4 +273,60 @@ def test_simclr_pretraining_changes_the_encoder_and_finetune_adapts_to_20_channe
     assert torch.allclose(tuned["conv1.weight"], state["conv1.weight"].repeat(1, 20, 1, 1) / 20)
     assert model(torch.randn(2, 20, 32, 32)).shape == (2, 1)
     with pytest.raises(ConfigError, match="at least 2 slices"):
-        pretrain_simclr(encoder, torch.rand(1, 32, 32), epochs=1, batch_size=4, lr=1e-3)
+        pretrain_ssl("simclr", encoder, torch.rand(1, 32, 32), epochs=1, batch_size=4, lr=1e-3)
+
+
+@pytest.mark.parametrize(("name", "reference"), [("mobilenet_v2_2d", "mobilenet_v2"), ("resnet101_2d", "resnet101")])
+def test_torchvision_families_are_torchvisions_networks_and_load_an_imagenet_file(tmp_path, name, reference):
+    """At paper defaults every tensor has torchvision's shape but the first convolution's channels and
+    the one-logit head; torchvision's own 3-channel, 1000-class state dict (as an ImageNet .pth
+    saved beforehand) loads with the first convolution adapted and the head skipped."""
+    import torchvision
+
+    source = getattr(torchvision.models, reference)(weights=None)
+    path = tmp_path / f"{reference}.pth"
+    torch.save(source.state_dict(), path)
+    model = build(name, in_channels=2, spatial_size=(64, 64), init=path)
+    ours, theirs = model.state_dict(), source.state_dict()
+    head = family(name).head
+    assert ours.keys() == theirs.keys()
+    differ = {k for k in ours if ours[k].shape != theirs[k].shape}
+    first = "features.0.0.weight" if name == "mobilenet_v2_2d" else "conv1.weight"
+    assert differ == {first, *(k for k in ours if k.startswith(f"{head}.") and k.endswith("weight")),
+                      *(k for k in ours if k.startswith(f"{head}.") and k.endswith("bias"))}
+    assert torch.allclose(ours[first], theirs[first].mean(1, keepdim=True).repeat(1, 2, 1, 1) * 1.5)
+    for key in (k for k in ours if k not in differ):
+        assert torch.equal(ours[key], theirs[key]), key
+    assert model(torch.randn(2, 2, 64, 64)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "dino", "moco_v3"])
+def test_each_ssl_method_trains_the_encoder_reproducibly_and_the_state_initialises_a_classifier(method):
+    """lightly's heads and losses behind one call: the headless mobilenet changes, the same seed gives
+    the same encoder, the global RNG is left alone, and the state loads into a 3-channel classifier
+    (``init``) with the first convolution adapted."""
+    from mgmt_audit.models.ssl import METHODS, headless
+
+    assert method in METHODS
+    slices = torch.rand(6, 32, 32, generator=torch.Generator().manual_seed(2))
+
+    def pretrained(seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        encoder = headless(smoke("mobilenet_v2_2d", in_channels=1), "", "classifier")
+        history = pretrain_ssl(method, encoder, slices, epochs=1, batch_size=3, lr=1e-2, seed=seed,
+                               projection_dim=16)
+        assert len(history) == 1 and np.isfinite(history[0])
+        return encoder.state_dict()
+
+    torch.manual_seed(0)
+    initial = headless(smoke("mobilenet_v2_2d", in_channels=1), "", "classifier").state_dict()
+    rng = torch.random.get_rng_state()
+    state = pretrained(seed=3)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert not any(k.startswith("classifier.") for k in state)
+    assert not torch.equal(state["features.0.0.weight"], initial["features.0.0.weight"])
+    assert torch.equal(pretrained(seed=3)["features.18.0.weight"], state["features.18.0.weight"])
+    model = smoke("mobilenet_v2_2d", in_channels=3, init=state)
+    assert torch.allclose(model.state_dict()["features.0.0.weight"], state["features.0.0.weight"].repeat(1, 3, 1, 1) / 3)
+    with pytest.raises(ConfigError, match="unknown SSL method 'swav'"):
+        pretrain_ssl("swav", model, slices, epochs=1, batch_size=3, lr=1e-3)

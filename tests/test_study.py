@@ -448,13 +448,13 @@ def test_safe_url_hides_the_password_only():
 def test_simclr_sweep_pretrains_on_training_patients_once_per_seed(tmp_path, monkeypatch):
     """The shipped simclr_sweep (smoke) on a 4-sequence cache: trial 0 pretrains an encoder on the
     training patients only and finetunes from it; its null twin (same seed) reuses the state."""
-    from mgmt_audit.models import simclr
+    from mgmt_audit.models import ssl
 
     data = tmp_path / "cache4"  # preprocessed as the smoke profile asks (32 x 32 x 8)
     write_cache(data, patients=16, shape=(32, 32, 8), modalities=("FLAIR", "T1w", "T1wCE", "T2w"))
     calls = []
-    real = simclr.pretrain_simclr
-    monkeypatch.setattr(simclr, "pretrain_simclr", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    real = ssl.pretrain_ssl
+    monkeypatch.setattr(ssl, "pretrain_ssl", lambda *a, **k: calls.append((a[0], a[2].shape)) or real(*a, **k))
     runs = tmp_path / "runs"
     assert main(["study", "run", "simclr_sweep", "--profile", "smoke", "--data", str(data), "--runs-dir",
                  str(runs), "--n-trials", "2", "--heartbeat", "1", "--threads", "1"]) == 0
@@ -473,8 +473,8 @@ def test_simclr_sweep_pretrains_on_training_patients_once_per_seed(tmp_path, mon
     assert not set(record["patients"]) & set(meta["split"]["val"])
     n_train = len(meta["split"]["train"])
     assert record["volumes"] == dict.fromkeys(("FLAIR", "T1w", "T1wCE", "T2w"), n_train)
-    assert calls == [(n_train * 4 * 4, 32, 32)]  # 4 central slices of each of 4 sequences
-    assert meta["config"]["model_params"]["encoder_state"] == first["state"]
+    assert calls == [("simclr", (n_train * 4 * 4, 32, 32))]  # 4 central slices of each of 4 sequences
+    assert meta["config"]["model_params"]["init"] == first["state"]
     assert meta["config"]["view"] == "stack" and meta["config"]["view_params"]["n_slices"] == 8
 
     state = torch.load(states[0], weights_only=True)

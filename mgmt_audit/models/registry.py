@@ -94,6 +94,16 @@ _FAMILIES: tuple[FamilySpec, ...] = (
                   "noise_std": 0.1, "negative_slope": 0.01},
         smoke={"widths": (8, 8, 16, 16, 16, 16, 32, 32), "fc_width": 32, "dropout": 0.1},
     ),
+    FamilySpec(
+        name="mobilenet_v2_2d", dims=2, builder="torchvision_nets:build_mobilenet_v2", head="classifier",
+        description="torchvision MobileNetV2, 2D (scratch, a local weights file via init=, or SSL-pretrained)",
+        defaults={"width_mult": 1.0, "dropout": 0.2}, smoke={"width_mult": 0.25},
+    ),
+    FamilySpec(
+        name="resnet101_2d", dims=2, builder="torchvision_nets:build_resnet101", head="fc",
+        description="torchvision ResNet101, 2D (scratch, a local weights file via init=, or SSL-pretrained)",
+        defaults={"layers": (3, 4, 23, 3), "width_per_group": 64}, smoke={"layers": (1, 1, 1, 1), "width_per_group": 8},
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in _FAMILIES}
 PROFILES = ("paper", "smoke")

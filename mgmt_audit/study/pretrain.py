@@ -1,6 +1,9 @@
-"""SimCLR pretraining for a study's trials: one encoder state per (trial seed, pretraining settings,
-encoder size, cache, training patients), written once under ``<runs_dir>/<study>/pretrain/`` and
-reused by every later trial, worker and run.
+"""Self-supervised pretraining for a study's trials (SimCLR, BYOL, DINO or MoCo v3: :mod:`mgmt_audit.models.ssl`):
+one encoder state per (trial seed, pretraining settings with their method, family and size, cache,
+training patients), written once under ``<runs_dir>/<study>/pretrain/`` and reused by every later
+trial, worker and run. The state is the trial's model without its classifier head
+(:func:`~mgmt_audit.models.ssl.headless`), built with one input channel; finetuning loads it with
+``init`` (:func:`mgmt_audit.models.weights.load_weights`, first convolution adapted to its channels).
 
 Only the **training** patients of the trial's split are pretrained on (every slice window of every
 modality in ``pretrain.modalities``, labels unused): pretraining on the validation patients' images
@@ -19,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from mgmt_audit.atomic import atomic_path, atomic_write_text
-from mgmt_audit.study.spec import PRETRAIN_FAMILY
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.errors import CohortError, ConfigError
 from mgmt_audit.study.data import CohortSource
 from mgmt_audit.train.config import TrainConfig
 
 STATE_SUFFIX, RECORD_SUFFIX = ".pt", ".json"
+NOT_ENCODER = ("encoder_state", "init")  # model parameters that set the weights, not the architecture
 
 
 def with_pretrain_modalities(source: CohortSource, modalities: list[str]) -> CohortSource:
@@ -84,13 +87,13 @@ def unlabelled_slices(
     return np.concatenate(parts), volumes
 
 
-def pretrain_key(settings: dict[str, Any], seed: int, model_params: dict[str, Any], data: Path,
+def pretrain_key(settings: dict[str, Any], seed: int, family: str, model_params: dict[str, Any], data: Path,
                  manifest: Manifest, patient_ids: list[str]) -> str:
     """16 hex of the sha256 of everything the encoder state depends on."""
     identity = {
         "settings": settings, "seed": seed, "data": str(data.resolve()), "cache": manifest.preprocess_hash,
-        "patients": sorted(patient_ids),
-        "encoder": {k: v for k, v in model_params.items() if k != "encoder_state"},
+        "patients": sorted(patient_ids), "family": family,
+        "encoder": {k: v for k, v in model_params.items() if k not in NOT_ENCODER},
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -99,9 +102,9 @@ def pretrained_encoder(
     settings: dict[str, Any], config: dict[str, Any], data: str | Path, seed: int, folder: str | Path,
     *, device: str = "auto",
 ) -> dict[str, Any]:
-    """The encoder state for one trial: pretrain it with :func:`~mgmt_audit.models.simclr.pretrain_simclr`
-    (``settings``: a spec's resolved ``[pretrain]`` table) on the training patients of ``config``'s split
-    of cache ``data``, or reuse the one already in ``folder``. Returns the record written beside the state
+    """The encoder state for one trial: pretrain it with :func:`~mgmt_audit.models.ssl.pretrain_ssl`
+    (``settings``: a spec's resolved ``[pretrain]`` table with the trial's method) on the training
+    patients of ``config``'s split of cache ``data``, or reuse the one already in ``folder``. Returns the record written beside the state
     (settings, seed, state path, slice counts, losses) with ``reused`` telling which happened.
 
     Held under a file lock, so concurrent workers pretrain each state once; files are written atomically
@@ -114,7 +117,7 @@ def pretrained_encoder(
     data = Path(data)
     manifest = Manifest.load(data)
     patients = training_patients(train, manifest)
-    key = pretrain_key(settings, seed, train.model_params, data, manifest, patients)
+    key = pretrain_key(settings, seed, train.model, train.model_params, data, manifest, patients)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state, record_path = folder / f"{key}{STATE_SUFFIX}", folder / f"{key}{RECORD_SUFFIX}"
@@ -131,23 +134,27 @@ def pretrained_encoder(
 
 def _pretrain(settings: dict[str, Any], train: TrainConfig, manifest: Manifest, patients: list[str],
               seed: int, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build a fresh one-channel encoder of the finetuned model's size (seeded) and pretrain it."""
-    from mgmt_audit.models import build
-    from mgmt_audit.models.simclr import pretrain_simclr
+    """Build a fresh one-channel model of the finetuned family and size (seeded), take off its head
+    and pretrain the rest."""
+    from mgmt_audit.models import build, family
+    from mgmt_audit.models.ssl import headless, pretrain_ssl
     from mgmt_audit.train.devices import resolve_device
     from mgmt_audit.train.seeding import derived_seed, deterministic, seed_everything
 
     slices, volumes = unlabelled_slices(manifest, patients, list(settings["modalities"]), settings.get("slices"))
     target = resolve_device(device)
-    params = {k: v for k, v in train.model_params.items() if k != "encoder_state"}
+    params = {k: v for k, v in train.model_params.items() if k not in NOT_ENCODER}
+    spec = family(train.model)
     started = time.perf_counter()
     with deterministic(target.type == "cpu"):
         seed_everything(derived_seed(seed, "pretrain"))
-        encoder = build(PRETRAIN_FAMILY, in_channels=1, spatial_size=slices.shape[1:], **params).encoder
-        losses = pretrain_simclr(
-            encoder, slices, epochs=int(settings["epochs"]), batch_size=int(settings["batch_size"]),
-            lr=float(settings["lr"]), temperature=float(settings["temperature"]),
-            projection_dim=int(settings["projection_dim"]), seed=derived_seed(seed, "pretrain"), device=target,
+        model = build(train.model, in_channels=1, spatial_size=slices.shape[1:], **params)
+        encoder = headless(model, spec.init_into[0], spec.head)
+        losses = pretrain_ssl(
+            settings["method"], encoder, slices, epochs=int(settings["epochs"]),
+            batch_size=int(settings["batch_size"]), lr=float(settings["lr"]),
+            temperature=float(settings["temperature"]), projection_dim=int(settings["projection_dim"]),
+            momentum=float(settings["momentum"]), seed=derived_seed(seed, "pretrain"), device=target,
         )
     record = {
         "settings": settings, "seed": seed, "patients": sorted(patients), "volumes": volumes,

@@ -10,7 +10,7 @@ A spec file holds::
     [model]                        # family + params (fixed model parameters)
     [train]                        # fixed TrainConfig values: optimizer, lr, epochs, batch_size, ...
     [search.<key>]                 # type = float | log-float | int | categorical; low/high/step or choices
-    [pretrain]                     # SimCLR pretraining of the encoder before finetuning (see below)
+    [pretrain]                     # SSL pretraining of the encoder before finetuning (see below)
     [seeds]                        # count (+ start) or values; policy = each | best
     [sampler] / [pruner]           # name + settings passed to the Optuna class
     [objective]                    # metric = "val_auc", direction = "maximize"
@@ -22,10 +22,17 @@ Search keys name a training-config field (``lr``), a field inside one of its tab
 (``preprocess.size``: each value gets its own cache; :attr:`ParamSpec.preprocess_field`). A categorical
 ``modalities`` choice is a string; ``"FLAIR+T1wCE"`` means both (:func:`modalities_of`).
 
-A ``[pretrain]`` table (model family ``simclr_resnet18`` only) makes every trial start its encoder
-from a SimCLR pretraining on unlabelled slices of the trial's training patients (see
+A ``[pretrain]`` table (2D families whose weights load into one module, :func:`pretrainable`) makes
+every trial start its encoder from a self-supervised pretraining (``method``, one of
+:data:`mgmt_audit.models.ssl.METHODS`) on unlabelled slices of the trial's training patients (see
 :mod:`mgmt_audit.study.pretrain`); its keys and defaults are :data:`PRETRAIN_DEFAULTS` plus
 ``slices`` (the central slices taken of every volume; all of them when absent).
+
+The search key ``init`` makes the initialisation a search dimension; its choices are ``"scratch"``,
+``"file"`` (the family's local weights file in ``[model.weights]``, ``family = "path"``; nothing is
+downloaded) and SSL methods (the ``[pretrain]`` settings with that method; ``[pretrain]`` then names
+no method of its own). Without it a spec with ``[pretrain]`` pretrains every trial, others start
+from scratch (:meth:`StudySpec.init_of`).
 
 Specs are looked up in ``./studies``, then ``$MGMT_AUDIT_STUDIES``, then the ``studies`` folder of the
 source tree this package is installed from (the editable install).
@@ -64,16 +71,17 @@ TOP_KEYS = {
 ANALYSIS_KEYS = {"margin"}
 DATA_KEYS = {"dataset", "modalities", "view", "view_params", "preprocess", "phantom"}
 PHANTOM_KEYS = {"patients", "matrix", "seed"}
-MODEL_KEYS = {"family", "params", "preset"}
+MODEL_KEYS = {"family", "params", "preset", "weights"}
 MODEL_PRESETS = ("paper", "smoke")
 TABLE_FIELDS = ("model_params", "view_params", "scheduler_params", "augment")
 PREPROCESS_PREFIX = "preprocess"  # search keys ``preprocess.<field>`` set a preprocessing parameter
 MODALITIES_KEY = "modalities"  # the search key whose choices are ``+``-joined modality names
-PRETRAIN_FAMILY = "simclr_resnet18"
 PRETRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 10, "batch_size": 64, "lr": 1e-3, "temperature": 0.5, "projection_dim": 128,
-    "modalities": list(MODALITIES),
+    "method": "simclr", "epochs": 10, "batch_size": 64, "lr": 1e-3, "temperature": 0.5, "projection_dim": 128,
+    "momentum": 0.99, "modalities": list(MODALITIES),
 }
+INIT_KEY = "init"  # the search key whose choices are initialisations (see the module docstring)
+INIT_SCRATCH, INIT_FILE = "scratch", "file"
 PRETRAIN_KEYS = {*PRETRAIN_DEFAULTS, "slices"}
 
 
@@ -216,7 +224,7 @@ class StudySpec:
         }
         preprocessing = {p.key for p in self.preprocess_search}
         for key, value in params.items():
-            if key in preprocessing:
+            if key in preprocessing or key == INIT_KEY:
                 continue
             if key == MODALITIES_KEY:
                 config["modalities"] = list(modalities_of(value))
@@ -236,6 +244,23 @@ class StudySpec:
         values = self.preprocess
         values.update({p.preprocess_field: params[p.key] for p in self.preprocess_search if p.key in params})
         return values
+
+    def init_of(self, params: dict[str, Any]) -> str:
+        """The initialisation of one point of the search space: ``"scratch"``, ``"file"`` or an SSL method."""
+        if INIT_KEY in params:
+            return str(params[INIT_KEY])
+        return str(self.pretrain["method"]) if self.pretrain else INIT_SCRATCH
+
+    def pretrain_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The ``[pretrain]`` settings of a point whose initialisation is an SSL method."""
+        return {**self.pretrain, "method": self.init_of(params)}
+
+    def weights_file(self, family: str) -> str:
+        """The local weights file ``[model.weights]`` gives ``family`` (ConfigError when none)."""
+        weights = self.model.get("weights", {})
+        if family not in weights:
+            raise ConfigError(f"{self.path}: init = \"file\" needs model.weights.{family} (a local weights file)")
+        return str(weights[family])
 
     def example_params(self) -> dict[str, Any]:
         return {p.key: p.example() for p in self.search}
@@ -395,6 +420,7 @@ def _build(
         raise ConfigError(f"{where}: objective.direction for {metric} must be {OBJECTIVES[metric]!r}")
 
     pretrain = _pretrain(where, merged.get("pretrain"), model, search)
+    _init(where, model, search, pretrain)
     margin = _margin(where, merged.get("analysis", {}))
     spec = StudySpec(
         name=name, path=path, profile=profile, profiles=profiles, description=description.strip(),
@@ -475,21 +501,31 @@ def _margin(where: str, table: Any) -> float:
 
 def _pretrain(where: str, table: Any, model: dict[str, Any], search: tuple[ParamSpec, ...]) -> dict[str, Any]:
     """The ``[pretrain]`` table with defaults filled in; ``{}`` when the spec has none."""
+    from mgmt_audit.models.ssl import METHODS
+
     if table is None:
         return {}
     _require_table(where, "pretrain", table)
     _check_keys(where, "pretrain.", table, PRETRAIN_KEYS)
     families = {model["family"]} | {c for p in search if p.key == "model" for c in p.choices}
-    if families != {PRETRAIN_FAMILY}:
+    refused = sorted(f for f in families if not pretrainable(f))
+    if refused:
         raise ConfigError(
-            f"{where}: [pretrain] trains a SimCLR encoder, so model.family must be {PRETRAIN_FAMILY!r} "
-            f"(got {sorted(families)}); remove [pretrain] for other families"
+            f"{where}: [pretrain] trains a 2D encoder that loads into one module, which {refused} "
+            f"lack(s); pretrainable families: {[f for f in _families() if pretrainable(f)]}"
         )
     if "encoder_state" in model.get("params", {}):
         raise ConfigError(
             f"{where}: model.params.encoder_state and [pretrain] both set the encoder: keep one of them"
         )
+    if "method" in table and any(p.key == INIT_KEY for p in search):
+        raise ConfigError(f"{where}: pretrain.method and search.{INIT_KEY} both choose the method: keep one")
     settings = {**PRETRAIN_DEFAULTS, **table}
+    if settings["method"] not in METHODS:
+        raise ConfigError(f"{where}: pretrain.method must be one of {list(METHODS)}, got {settings['method']!r}")
+    momentum = settings["momentum"]
+    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not 0 <= momentum < 1:
+        raise ConfigError(f"{where}: pretrain.momentum must be a number in [0, 1), got {momentum!r}")
     for key in ("epochs", "projection_dim", *(("slices",) if "slices" in settings else ())):
         _int(where, f"pretrain.{key}", settings[key], minimum=1)
     _int(where, "pretrain.batch_size", settings["batch_size"], minimum=2)
@@ -506,6 +542,46 @@ def _pretrain(where: str, table: Any, model: dict[str, Any], search: tuple[Param
             f"{where}: pretrain.modalities must be distinct names from {list(MODALITIES)}, got {modalities!r}"
         )
     return settings
+
+
+def pretrainable(family_name: str) -> bool:
+    """Whether a family can start from the project's SSL pretraining: 2D, weights into one module."""
+    from mgmt_audit.models.registry import family
+
+    spec = family(family_name)
+    return spec.dims == 2 and len(spec.init_into) == 1
+
+
+def _families() -> list[str]:
+    from mgmt_audit.models.registry import available
+
+    return available()
+
+
+def _init(where: str, model: dict[str, Any], search: tuple[ParamSpec, ...], pretrain: dict[str, Any]) -> None:
+    """Check a ``search.init`` dimension and ``[model.weights]`` against each other and ``[pretrain]``."""
+    from mgmt_audit.models.ssl import METHODS
+
+    weights = model.get("weights", {})
+    _require_table(where, "model.weights", weights)
+    families = {model["family"]} | {c for p in search if p.key == "model" for c in p.choices}
+    for family_name, path in weights.items():
+        if family_name not in _families() or not isinstance(path, str) or not path:
+            raise ConfigError(f"{where}: model.weights.{family_name} must name a model family and a local "
+                              f"weights file (a path), got {path!r}")
+    for param in search:
+        if param.key != INIT_KEY:
+            continue
+        allowed = (INIT_SCRATCH, INIT_FILE, *METHODS)
+        wrong = [c for c in param.choices if c not in allowed]
+        if param.type != "categorical" or wrong:
+            raise ConfigError(f"{where}: search.{INIT_KEY} must be categorical with choices from {list(allowed)}, "
+                              f"got {list(param.choices) or param.type}")
+        if any(c in METHODS for c in param.choices) and not pretrain:
+            raise ConfigError(f"{where}: search.{INIT_KEY} chooses SSL methods: add a [pretrain] table")
+        missing = sorted(families - set(weights))
+        if INIT_FILE in param.choices and missing:
+            raise ConfigError(f"{where}: search.{INIT_KEY} chooses \"file\": give model.weights for {missing}")
 
 
 def _param(where: str, key: str, table: Any) -> ParamSpec:

@@ -1,5 +1,6 @@
 """One trial's training, apart from the loop that schedules it: a :class:`TrialTask` in, a
-:class:`TrialOutput` out. :class:`FitTrainer` is the real one (SimCLR pretraining when the spec asks,
+:class:`TrialOutput` out. :class:`FitTrainer` is the real one (SSL pretraining or a weights file when
+the spec asks,
 :func:`mgmt_audit.train.loop.fit`, the run's files); the worker loop takes any callable of the
 :data:`Trainer` shape, so tests drive the real loop with a trainer that does not train.
 
@@ -66,12 +67,20 @@ class FitTrainer:
 
         from mgmt_audit.train.loop import fit
 
-        config = self.spec.train_dict(dict(task.params))
+        from mgmt_audit.models.ssl import METHODS
+        from mgmt_audit.study.spec import INIT_FILE
+
+        params = dict(task.params)
+        config = self.spec.train_dict(params)
+        init = self.spec.init_of(params)
         attrs: dict[str, Any] = {}
         try:
-            data = self.source(self.spec.preprocess_dict(dict(task.params)))
-            if self.spec.pretrain:
-                attrs["pretrain"] = self._pretrained_encoder(config, data, task.ticket.seed)
+            data = self.source(self.spec.preprocess_dict(params))
+            if init == INIT_FILE:
+                config["model_params"]["init"] = self.spec.weights_file(config["model"])
+            elif init in METHODS:
+                attrs["pretrain"] = self._pretrained_encoder(self.spec.pretrain_settings(params), config, data,
+                                                             task.ticket.seed)
             result = fit(config, data, task.ticket.seed, null_index=task.ticket.null_index, device=self.device,
                          probe=self.probe, progress=report)
         except (torch.OutOfMemoryError, MemoryError) as exc:
@@ -82,14 +91,16 @@ class FitTrainer:
         files = save_trial(result, task.folder)
         return TrialOutput(float(result.val_auc), result.test_auc, files, task.folder.resolve(), attrs)
 
-    def _pretrained_encoder(self, config: dict[str, Any], data: Path, seed: int) -> dict[str, Any]:
-        """Point ``config``'s encoder_state at the SimCLR state for ``seed`` (pretrained on its training
-        patients only, or reused); returns the record of that pretraining for the trial's attributes."""
+    def _pretrained_encoder(self, settings: dict[str, Any], config: dict[str, Any], data: Path,
+                            seed: int) -> dict[str, Any]:
+        """Point ``config``'s ``init`` at the SSL state (``settings``) for ``seed`` (pretrained on its
+        training patients only, or reused); returns the record of that pretraining for the trial's
+        attributes."""
         from mgmt_audit.study.pretrain import pretrained_encoder
 
-        record = pretrained_encoder(self.spec.pretrain, config, data, seed,
+        record = pretrained_encoder(settings, config, data, seed,
                                     study_folder(self.runs_dir, self.spec.name) / "pretrain", device=self.device)
-        config["model_params"]["encoder_state"] = record["state"]
+        config["model_params"]["init"] = record["state"]
         return {
             "settings": record["settings"], "seed": seed, "state": record["state"], "reused": record["reused"],
             "n_slices": record["n_slices"], "volumes": record["volumes"], "final_loss": record["losses"][-1],
