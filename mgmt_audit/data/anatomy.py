@@ -82,7 +82,8 @@ def load_atlas() -> Atlas:
 
 
 def place_tumour(
-    atlas: Atlas, rng: np.random.Generator, *, size_scale: float = 1.0, max_size_scale: float = 1.0
+    atlas: Atlas, rng: np.random.Generator, *, size_scale: float = 1.0, max_size_scale: float = 1.0,
+    lobes: np.ndarray | None = None, lobulation: float = 0.0,
 ) -> np.ndarray:
     """Draw a lesion in the white matter; return its BraTS label map (uint8) on the atlas grid.
 
@@ -90,7 +91,8 @@ def place_tumour(
     reaching 8-18 mm further, furthest along white matter; the outline is made irregular by a smooth
     random field. The random draws do not depend on ``size_scale`` (only on ``max_size_scale``, which
     bounds the box they are drawn on), so two calls that differ only in ``size_scale`` see the same
-    randomness.
+    randomness. ``lobulation`` > 0 bulges the whole lesion outwards around the unit vectors ``lobes``
+    ``(k, 3)`` and in between, at equal volume (:func:`lobe_factor`); 0 leaves it as it was.
     """
     site = atlas.sites[rng.integers(len(atlas.sites))]
     voxel_centre = site + rng.uniform(-0.5, 0.5, 3)
@@ -108,7 +110,10 @@ def place_tumour(
     box = tuple(slice(a, b) for a, b in zip(start, stop))
     irregular = irregular[tuple(slice(a - o, b - o) for a, b, o in zip(start, stop, lo))]
     grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(start, stop)], indexing="ij"), -1)
-    distance = np.linalg.norm((grid - voxel_centre) * VOXEL_MM, axis=-1) * (1 + 0.12 * irregular)
+    offset = (grid - voxel_centre) * VOXEL_MM
+    distance = np.linalg.norm(offset, axis=-1) * (1 + 0.12 * irregular)
+    if lobulation > 0:
+        distance /= lobe_factor(offset, lobes, lobulation)
     wm = atlas.tissues["wm"][box]
     labels = np.zeros(distance.shape, np.uint8)
     labels[distance < r_enh + extent * (0.3 + 0.7 * wm)] = OEDEMA
@@ -118,6 +123,39 @@ def place_tumour(
     seg = np.zeros(atlas.shape, np.uint8)
     seg[box] = labels
     return seg
+
+
+LOBE_WIDTH = 8.0  # von Mises-Fisher concentration of one lobe (angular radius about 20 degrees)
+
+
+def lobe_factor(offset: np.ndarray, lobes: np.ndarray, amplitude: float) -> np.ndarray:
+    """The radius factor of a lobulated outline in each direction of ``offset`` (..., 3) mm.
+
+    ``f(u) = c (1 + amplitude g(u))`` with ``g`` the sum of von Mises-Fisher bumps
+    ``exp(LOBE_WIDTH (u . v - 1))`` around the unit vectors ``lobes`` (k, 3), minus its mean over the
+    sphere and scaled to a maximum of 1; ``c`` makes the mean of ``f^3`` over the sphere 1, so a
+    star-shaped region ``|x| < r f(u)`` keeps the volume of the ball of radius ``r``. Raises
+    ValueError for an amplitude that would turn a radius negative (>= 1 / max |g|).
+    """
+    sphere = _fibonacci_sphere(2000)
+    bumps = np.exp(LOBE_WIDTH * (sphere @ lobes.T - 1.0)).sum(axis=1)
+    mean, scale = bumps.mean(), np.abs(bumps - bumps.mean()).max()
+    if amplitude * (mean / scale) >= 1:
+        raise ValueError(f"lobulation amplitude {amplitude} would make a radius negative")
+    c = np.mean((1 + amplitude * (bumps - mean) / scale) ** 3) ** (-1 / 3)
+    norm = np.linalg.norm(offset, axis=-1, keepdims=True)
+    unit = np.divide(offset, norm, out=np.zeros_like(offset), where=norm > 0)
+    g = (np.exp(LOBE_WIDTH * (unit @ lobes.T - 1.0)).sum(axis=-1) - mean) / scale
+    return c * (1 + amplitude * g)
+
+
+def _fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` nearly uniform unit vectors (n, 3): the Fibonacci lattice."""
+    k = np.arange(n) + 0.5
+    z = 1 - 2 * k / n
+    phi = np.pi * (1 + 5**0.5) * k
+    radius = np.sqrt(1 - z * z)
+    return np.stack([radius * np.cos(phi), radius * np.sin(phi), z], axis=1)
 
 
 def render(atlas: Atlas, seg: np.ndarray, modality: str, lesion_boost: float = 0.0) -> np.ndarray:

@@ -13,7 +13,13 @@ Planted signal. A methylated patient's (label 1) necrotic core and enhancing rim
 tumour (rim radius, hence core) is ``1 + SIZE_SHIFT x S`` times larger (SIZE_SHIFT = 0.25). Scale:
 S = 1 is strong (the methylated core turns from darker than oedema to brighter than it, on FLAIR
 alone a tiny CNN on 32x32x16 crops of 48 patients separates the classes), S = 0.5 intermediate,
-S = 0.25 weak, S = 0 none. The label never enters a random draw: every draw comes from streams
+S = 0.25 weak, S = 0 none.
+
+Planted shape signal (``shape``, K; independent of S). A methylated patient's whole lesion is
+lobulated: its outline bulges around 6 random directions by ``SHAPE_UNIT x K`` of the radius, at equal
+volume (:func:`~mgmt_audit.data.anatomy.lobe_factor`), and intensities are untouched, so only the
+tumour's geometry carries the label (for a geometry learner, or a CNN that learns the outline). The
+directions come from a stream of their own, so K = 0 gives the same cohort as before it existed. The label never enters a random draw: every draw comes from streams
 seeded by (seed, patient ID) alone, so with S = 0 a patient's images are bit-identical whichever
 label they carry, and at S > 0 they differ only inside the tumour; labels come from their own
 stream (seed only).
@@ -53,10 +59,13 @@ from mgmt_audit.errors import CohortError, ConfigError
 
 CONTRAST_UNIT = {"FLAIR": 1.0, "T1wCE": 1.0}  # in INTENSITY units (FLAIR white matter = 0.6)
 SIZE_SHIFT = 0.25
+SHAPE_UNIT = 0.5  # lobe amplitude at shape K = 1 (fraction of the radius, before the volume correction)
+N_LOBES = 6
+MAX_SHAPE = 2.0  # keeps every radius positive (lobe_factor)
 DEFAULT_MATRIX = 64
 BRATS_NAMES = {"FLAIR": "flair", "T1w": "t1", "T1wCE": "t1ce", "T2w": "t2"}
 # Independent random streams: np.random.default_rng([seed, stream, ...]).
-_LABELS, _ANATOMY, _ACQUISITION, _WRITER = 1, 2, 3, 4
+_LABELS, _ANATOMY, _ACQUISITION, _WRITER, _SHAPE = 1, 2, 3, 4, 5
 _HEAD_EXTENT_MM = np.array([170.0, 205.0, 180.0])  # head size along R, A, S (brain + 12 mm shell)
 _NORMAL_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 
@@ -87,6 +96,7 @@ def synthesize_patient(
     *,
     seed: int = 0,
     modalities: Sequence[str] = MODALITIES,
+    shape: float = 0.0,
 ) -> SyntheticPatient:
     """Generate one patient's contrasts (``modalities``) and tumour labels on one 2 mm grid.
 
@@ -95,19 +105,22 @@ def synthesize_patient(
     writing, reorientation) realises it without an extra interpolation here. ``patient_index`` (the
     integer patient ID) and ``seed`` select the random streams, one for the anatomy and one per
     contrast (so a subset of ``modalities`` gives the same arrays); ``label`` only scales the planted
-    signal, so with ``signal == 0`` the output does not depend on it at all.
+    signals (``signal``, and ``shape``, the lobulation), so with both 0 the output does not depend on it.
     """
     if label not in (0, 1):
         raise ConfigError(f"label must be 0 or 1, got {label!r}")
-    if signal < 0:
-        raise ConfigError(f"signal must be >= 0, got {signal}")
+    if signal < 0 or not 0 <= shape <= MAX_SHAPE:
+        raise ConfigError(f"signal must be >= 0 and shape in [0, {MAX_SHAPE}], got {signal} and {shape}")
     unknown = set(modalities) - set(MODALITIES)
     if unknown:
         raise ConfigError(f"unknown modalities {sorted(unknown)}: choose from {', '.join(MODALITIES)}")
     atlas = load_atlas()
     rng = np.random.default_rng([seed, _ANATOMY, patient_index])
     effect = signal * label
-    seg = place_tumour(atlas, rng, size_scale=1 + SIZE_SHIFT * effect, max_size_scale=1 + SIZE_SHIFT * signal)
+    lobes = np.random.default_rng([seed, _SHAPE, patient_index]).normal(size=(N_LOBES, 3))
+    seg = place_tumour(atlas, rng, size_scale=1 + SIZE_SHIFT * effect, max_size_scale=1 + SIZE_SHIFT * signal,
+                       lobes=lobes / np.linalg.norm(lobes, axis=1, keepdims=True),
+                       lobulation=SHAPE_UNIT * shape * label)
     affine = _jitter(atlas.centre_mm, rng) @ atlas.affine
     images = {}
     for modality in modalities:
@@ -144,13 +157,15 @@ def write_phantom_cohort(
     workers: int = 2,
     start_id: int = 0,
     modalities: Sequence[str] = MODALITIES,
+    shape: float = 0.0,
 ) -> PhantomCohort:
     """Write ``out/train/<id>/<modality>/Image-<n>.dcm`` and ``out/train_labels.csv`` (Kaggle layout).
 
     With ``nifti`` also ``out/brats/BraTS2021_<id>/BraTS2021_<id>_{flair,t1,t1ce,t2,seg}.nii.gz`` on
     the patient's 2 mm RAS grid (all four contrasts). Patients are written by a pool of ``workers``
     processes. ``modalities`` limits the DICOM series written; a subset gives the same files for the
-    modalities it keeps as the full set does (every random draw is still made).
+    modalities it keeps as the full set does (every random draw is still made). ``shape`` plants the
+    lobulation signal (module docstring).
     """
     from tqdm import tqdm
 
@@ -162,7 +177,7 @@ def write_phantom_cohort(
     if unknown or not modalities:
         raise ConfigError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {list(modalities)}")
     kept = tuple(m for m in MODALITIES if m in modalities)
-    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti, kept) for pid, lab in zip(ids, labels)]
+    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti, kept, shape) for pid, lab in zip(ids, labels)]
     load_atlas()  # once here: forked workers inherit it
     results = tqdm(_run_jobs(jobs, workers), total=patients, desc="phantom patients", unit="patient", disable=None)
     centres = dict(results)
@@ -209,7 +224,7 @@ def _check_arguments(out: Path, patients: int, signal: float, matrix: int, worke
 
 def _write_patient(
     pid: int, label: int, signal: float, seed: int, out: Path, matrix: int, nifti: bool,
-    modalities: tuple[str, ...] = MODALITIES,
+    modalities: tuple[str, ...] = MODALITIES, shape: float = 0.0,
 ) -> tuple[str, tuple[float, float, float]]:
     """Synthesize one patient and write its DICOM series of ``modalities`` (and, with ``nifti``, its
     four NIfTI contrasts); return its tumour centre."""
@@ -218,7 +233,8 @@ def _write_patient(
     from mgmt_audit.data.dicom_writer import plane_geometry, write_series
 
     name = f"{pid:05d}"
-    patient = synthesize_patient(pid, label, signal, seed=seed, modalities=MODALITIES if nifti else modalities)
+    patient = synthesize_patient(pid, label, signal, seed=seed, modalities=MODALITIES if nifti else modalities,
+                                 shape=shape)
     rng = np.random.default_rng([seed, _ACQUISITION, pid])
     head_centre = patient.affine[:3, :3] @ (np.array(patient.seg.shape) - 1) / 2 + patient.affine[:3, 3]
     study_uid = generate_uid(entropy_srcs=["mgmt-audit phantom study", str(seed), name])
