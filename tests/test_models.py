@@ -26,6 +26,7 @@ FAMILIES = [
     "resnet10_3d", "vit_3d", "roi_resnet", "fusion_resnet18", "simclr_resnet18", "custom_cnn_2d",
     "mobilenet_v2_2d", "resnet101_2d",
 ]
+GRAPH_FAMILIES = ["geometry_gnn", "cnn_gnn"]  # inputs are PyG batches of the mesh view: tests/test_geometry.py
 
 
 # Memorising 4 noise images in a few steps is a check that gradients flow; dropout on the smoke
@@ -61,7 +62,7 @@ def hooks_left(model: nn.Module) -> int:
 
 
 def test_available_lists_every_family_and_needs_no_torch():
-    assert available() == FAMILIES
+    assert available() == FAMILIES + GRAPH_FAMILIES
     code = "import sys, mgmt_audit.models as m; m.available(); m.default_params('vit_3d'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -1,4 +1,5 @@
-"""Torch Datasets over the ingested cache: the ``volume``, ``slices``, ``stack``, ``roi`` and ``pair`` views.
+"""Torch Datasets over the ingested cache: the ``volume``, ``slices``, ``stack``, ``roi``, ``pair`` and
+``mesh`` (the tumour's surface graph, :mod:`mgmt_audit.data.mesh`) views.
 
 Every view reads the cached ``.npy`` arrays through memory maps (``np.load(mmap_mode="r")``), so only
 the voxels a sample needs are read. A sample is ``(x, y, patient_index)``: ``x`` float32 channels
@@ -382,12 +383,20 @@ VIEWS: dict[str, type[CacheView]] = {
 }
 
 
+def views() -> dict[str, type[CacheView]]:
+    """Every view by name: :data:`VIEWS` and the ``mesh`` view (whose module subclasses CacheView,
+    so it is imported here, not at the top)."""
+    from mgmt_audit.data.mesh import MeshView
+
+    return {**VIEWS, "mesh": MeshView}
+
+
 def view_params(view: str) -> set[str]:
     """The names of the view-specific parameters a view accepts."""
-    if view not in VIEWS:
-        raise ConfigError(f"unknown view {view!r}; choose one of {sorted(VIEWS)}")
+    if view not in views():
+        raise ConfigError(f"unknown view {view!r}; choose one of {sorted(views())}")
     names: set[str] = set()
-    for cls in VIEWS[view].__mro__:
+    for cls in views()[view].__mro__:
         if cls is CacheView or not issubclass(cls, CacheView):
             continue
         params = inspect.signature(cls.__init__).parameters.values()
@@ -415,6 +424,6 @@ def make_view(
         )
     manifest = data if isinstance(data, Manifest) else Manifest.load(data)
     patients = [manifest.patient(pid) for pid in patient_ids]
-    return VIEWS[view](
+    return views()[view](
         manifest, patients, modalities=modalities, labels=labels, augment=augment, seed=seed, **params
     )

@@ -104,6 +104,19 @@ _FAMILIES: tuple[FamilySpec, ...] = (
         description="torchvision ResNet101, 2D (scratch, a local weights file via init=, or SSL-pretrained)",
         defaults={"layers": (3, 4, 23, 3), "width_per_group": 64}, smoke={"layers": (1, 1, 1, 1), "width_per_group": 8},
     ),
+    FamilySpec(
+        name="geometry_gnn", dims=0, builder="geometry:build_geometry_gnn", head="fc",
+        description="IDH paper's geometry learner: DGCNN-style EdgeConv (PyTorch Geometric) on the tumour "
+        "core's surface mesh (view 'mesh'); input (node features,), no image",
+        defaults={"gnn_widths": (64, 64, 128), "dropout": 0.3}, smoke={"gnn_widths": (16, 16, 32)},
+    ),
+    FamilySpec(
+        name="cnn_gnn", dims=2, builder="geometry:build_cnn_gnn", head="fc",
+        description="IDH paper's collaborative model: ResNet18 on the tumour slices + the geometry GNN, fused "
+        "before the FC (view 'mesh' with n_slices); branches 'cnn' or 'gnn' keep one",
+        defaults={**_RESNET_2D, "gnn_widths": (64, 64, 128), "dropout": 0.3, "branches": "cnn+gnn"},
+        smoke={**_RESNET_SMOKE, "gnn_widths": (16, 16, 32)}, choices={"branches": ("cnn+gnn", "cnn", "gnn")},
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in _FAMILIES}
 PROFILES = ("paper", "smoke")
@@ -169,7 +182,7 @@ def _check_input(spec: FamilySpec, in_channels: int, spatial_size: Sequence[int]
         raise ConfigError(f"model {spec.name!r}: in_channels must be a positive integer, got {in_channels!r}")
     size = tuple(spatial_size)
     if len(size) != spec.dims or not all(isinstance(s, int) and s > 0 for s in size):
-        axes = "(H, W)" if spec.dims == 2 else "(H, W, D)"
+        axes = {0: "() (a graph family: the mesh view without n_slices)", 2: "(H, W)"}.get(spec.dims, "(H, W, D)")
         raise ConfigError(
             f"model {spec.name!r} is {spec.dims}D: spatial_size must be {spec.dims} positive integers "
             f"{axes}, got {spatial_size!r}"

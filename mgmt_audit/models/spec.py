@@ -31,7 +31,7 @@ class FamilySpec:
     """
 
     name: str
-    dims: int
+    dims: int  # spatial axes of the input: 2, 3, or 0 for a graph family (input: node features)
     builder: str
     description: str
     defaults: dict[str, Any]
@@ -44,4 +44,4 @@ class FamilySpec:
 
     def __post_init__(self) -> None:
         if not self.smoke_input:
-            object.__setattr__(self, "smoke_input", (32, 32) if self.dims == 2 else (32, 32, 16))
+            object.__setattr__(self, "smoke_input", {0: (), 2: (32, 32)}.get(self.dims, (32, 32, 16)))

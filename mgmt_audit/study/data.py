@@ -36,7 +36,7 @@ from mgmt_audit.study.artifacts import study_folder
 
 LABELS_CSV = "train_labels.csv"
 TRAINED_ON = "data.json"  # in <runs_dir>/<study>/: the caches the study's trials read
-MASK_VIEWS = {"roi"}  # views that read the tumour mask: they need the BraTS (NIfTI + seg) layout
+MASK_VIEWS = {"roi", "mesh"}  # views that read the tumour mask: they need the BraTS (NIfTI + seg) layout
 PHANTOM_DEFAULTS = {"patients": 40, "matrix": 64, "seed": 0}
 DIGITS_DATASET = "digits"
 DIGITS_DEFAULTS = {"patients": 585, "seed": 0}  # as many digits as the RSNA-MICCAI cohort has patients

@@ -292,6 +292,7 @@ def make_loader(
         persistent_workers=num_workers > 0,
         generator=loader_generator(seed),
         worker_init_fn=worker_init_fn,
+        collate_fn=getattr(view, "collate", None),  # the mesh view batches PyG graphs
         pin_memory=device.type == "cuda",
     )
 
