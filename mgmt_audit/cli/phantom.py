@@ -17,7 +17,8 @@ def register(subparsers) -> None:
             "acquired in mixed planes with irregular slice numbering, balanced MGMT labels. "
             "--signal 0 makes the images independent of the label (a negative control); methylated "
             "tumours get a brighter core and rim on FLAIR and T1wCE and a larger size as the signal "
-            "grows (0.25 weak, 0.5 intermediate, 1 strong). The same --seed gives identical files."
+            "grows (0.25 weak, 0.5 intermediate, 1 strong); --shape K lobulates methylated tumours at "
+            "equal volume (a geometry signal, intensities untouched). The same --seed gives identical files."
         ),
     )
     parser.add_argument("out", metavar="OUT", help="folder to create (must not hold a cohort yet)")
@@ -25,6 +26,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--signal", type=float, default=0.0,
         help="planted effect size S: 0 none, 0.25 weak, 0.5 intermediate, 1 strong (default: 0)",
+    )
+    parser.add_argument(
+        "--shape", type=float, default=0.0,
+        help="planted shape signal K in [0, 2]: methylated lesions lobulated at equal volume (1 strong; default: 0)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for anatomy, acquisition, labels (default: 0)")
     parser.add_argument(
@@ -45,12 +50,12 @@ def _phantom(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     cohort = write_phantom_cohort(
-        args.out, patients=args.patients, signal=args.signal, seed=args.seed, nifti=args.nifti,
+        args.out, patients=args.patients, signal=args.signal, shape=args.shape, seed=args.seed, nifti=args.nifti,
         matrix=args.matrix, workers=args.workers, start_id=args.start_id,
     )
     methylated = sum(cohort.labels.values())
     print(
-        f"wrote {len(cohort.labels)} patients ({methylated} methylated), signal {args.signal:g}, "
+        f"wrote {len(cohort.labels)} patients ({methylated} methylated), signal {args.signal:g}, shape {args.shape:g}, "
         f"seed {args.seed}, matrix {args.matrix}, in {time.perf_counter() - start:.1f} s"
     )
     print(f"  DICOM:  {cohort.root / 'train'}")

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "required unless the study trains on digits (mnist_control writes its own)")
     source.add_argument("--phantom", type=float, nargs="?", const=0.0, metavar="S",
                         help="a phantom cohort with planted signal S (default 0: none) under RUNS_DIR/<study>/")
+    p.add_argument("--shape", type=float, default=0.0, metavar="K",
+                   help="with --phantom: the planted shape signal K (methylated lesions lobulated at equal "
+                   "volume; 1 strong, default 0: none)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS_DIR/<study>.db)")
     p.add_argument("--n-trials", type=int,
                    help="target number of COMPLETE trials, null trials included (default: the profile's)")
@@ -118,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         max_failed=args.max_failed,
         probe=args.probe,
     )
-    counts = run_study(spec, options, data=args.data, phantom=args.phantom)
+    counts = run_study(spec, options, data=args.data, phantom=args.phantom, shape=args.shape)
     print("trials: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())))
     return 0
 

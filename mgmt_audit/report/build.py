@@ -59,8 +59,10 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     )
     keys = config_keys(report.studies)
     runs = study_runs(report.studies, report.manifests)
+    initialisation = sections.init_section(verdicts)
     page = [
         sections.verdict_section(verdicts, keys),
+        *([initialisation] if initialisation is not None else []),
         sections.probability_section(verdicts, keys),
         sections.loss_section(groups, keys),
         sections.probes_section(probes, report.manifests, keys),

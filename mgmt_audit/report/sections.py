@@ -1,7 +1,8 @@
 """One function per report section: verdicts and grouped trials in, a
 :class:`~mgmt_audit.report.page.Section` out. Every number shown is read from the verdicts (one set
 of numbers); configurations are named by their keys (:mod:`mgmt_audit.report.keys`). A section with
-nothing to show says why instead of vanishing."""
+nothing to show says why instead of vanishing (the scratch vs pretrained comparison, which applies
+only to studies that searched their initialisation, is left out for the others)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,40 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
               "for it to reach alpha after selection.")))
     section.blocks.append(details_block(
         f"Evidence per configuration ({len(verdicts.configurations)})", [evidence_table(verdicts, keys)]))
+    return section
+
+
+def init_section(verdicts: ReportVerdicts) -> Section | None:
+    """Scratch against pretrained, side by side, for the studies that searched their initialisation
+    (search key ``init``): one row per cohort, study and the rest of the configuration, one column per
+    initialisation with that configuration's AUC [90%] and verdict (the verdicts of section 1). None
+    when no study searched ``init`` (the comparison does not apply)."""
+    from mgmt_audit.report.collect import config_label
+    from mgmt_audit.study.spec import INIT_KEY
+
+    cells: dict[tuple[str, str, str], dict[str, Cell]] = {}
+    inits: list[str] = []
+    for cv in verdicts.configurations:
+        params = cv.group.runs[0].params
+        if INIT_KEY not in params:
+            continue
+        init = str(params[INIT_KEY])
+        inits.extend([init] if init not in inits else [])
+        family = cv.group.study.attrs.get("spec", {}).get("model", {}).get("family", cv.group.study.name)
+        rest = config_label(family, {k: v for k, v in params.items() if k != INIT_KEY})
+        v = cv.verdict
+        cells.setdefault((cv.group.study.cohort, cv.group.study.name, rest), {})[init] = Cell(
+            f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}] {v.verdict}", "verdict-neutral")
+    if not cells:
+        return None
+    section = Section("initialisation", "Scratch vs pretrained")
+    section.blocks.append(table_block(
+        ["cohort", "study", "configuration", *inits],
+        [[*row, *(found.get(init) for init in inits)] for row, found in cells.items()],
+        note=("Each cell: the configuration's evaluation AUC [90% interval] and verdict, as in the "
+              "'By configuration' table. scratch: random initialisation; file: the family's local "
+              "weights file (e.g. ImageNet); a method name: the project's own self-supervised "
+              "pretraining on the training patients.")))
     return section
 
 

@@ -153,9 +153,10 @@ def check_cache_preprocessing(spec: StudySpec, manifest: Manifest) -> None:
 
 
 def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | None = None,
-                  phantom: float | None = None) -> CohortSource:
+                  phantom: float | None = None, shape: float = 0.0) -> CohortSource:
     """Where ``spec``'s trials read their data: ``data`` (a cache with manifest.json or a raw root with
-    train_labels.csv) or a phantom cohort of planted signal ``phantom`` (written once, then reused)."""
+    train_labels.csv) or a phantom cohort of planted signal ``phantom`` and planted shape signal
+    ``shape`` (written once, then reused)."""
     layout = "brats-task1" if spec.data["view"] in MASK_VIEWS else "rsna-miccai"
     modalities = spec.modalities_read
     record = study_folder(runs_dir, spec.name) / TRAINED_ON
@@ -168,12 +169,14 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
         )
     if digits and data is None:
         return CohortSource(cache=digits_cohort(spec, runs_dir).folder, record=record)
+    if shape and phantom is None:
+        raise ConfigError("a planted shape signal needs a phantom cohort: give phantom too", parameter="shape")
     if (data is None) == (phantom is None):
         raise ConfigError("give exactly one of data (an ingested cache or a raw cohort root) or phantom "
                           "(the planted signal strength of a phantom cohort)", parameter="data")
     if phantom is not None:
-        root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1")
-        cache_root = study_folder(runs_dir, spec.name) / f"phantom-S{phantom:g}" / "cache"
+        root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1", shape=shape)
+        cache_root = root.parent / "cache"
         images = root / "brats" if layout == "brats-task1" else root
         return CohortSource(root=images, labels=root / LABELS_CSV, layout=layout, dataset=None,
                             modalities=modalities, cache_root=cache_root, record=record)
@@ -202,19 +205,20 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
     )
 
 
-def write_phantom(spec: StudySpec, runs_dir: str | Path, signal: float, *, nifti: bool) -> Path:
-    """Write (once) the phantom cohort of ``spec``'s ``data.phantom`` size with signal ``signal``."""
+def write_phantom(spec: StudySpec, runs_dir: str | Path, signal: float, *, nifti: bool, shape: float = 0.0) -> Path:
+    """Write (once) the phantom cohort of ``spec``'s ``data.phantom`` size with signal ``signal`` and
+    shape signal ``shape``, in ``<study>/phantom-S<signal>[-K<shape>]/raw``."""
     from filelock import FileLock
 
     from mgmt_audit.data.phantom import write_phantom_cohort
 
     settings = {**PHANTOM_DEFAULTS, **spec.data.get("phantom", {})}
-    root = study_folder(runs_dir, spec.name) / f"phantom-S{signal:g}" / "raw"
+    root = study_folder(runs_dir, spec.name) / (f"phantom-S{signal:g}" + (f"-K{shape:g}" if shape else "")) / "raw"
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
         if not (root / LABELS_CSV).is_file():
             shutil.rmtree(root, ignore_errors=True)  # a write cut short: the labels file comes last
-            write_phantom_cohort(root, patients=int(settings["patients"]), signal=signal,
+            write_phantom_cohort(root, patients=int(settings["patients"]), signal=signal, shape=shape,
                                  seed=int(settings["seed"]), nifti=nifti, matrix=int(settings["matrix"]))
     return root
 

@@ -308,16 +308,17 @@ def _set_threads(options: RunOptions) -> None:
 
 
 def fit_trainer(spec: StudySpec, options: RunOptions, *, data: str | Path | None = None,
-                phantom: float | None = None, log: Log = print) -> FitTrainer:
-    """The real trainer of ``spec``: its cohort (``data`` or a ``phantom`` of that strength, see
-    :func:`~mgmt_audit.study.data.cohort_source`), with SimCLR pretraining when the spec has it."""
+                phantom: float | None = None, shape: float = 0.0, log: Log = print) -> FitTrainer:
+    """The real trainer of ``spec``: its cohort (``data`` or a ``phantom`` of that strength, with a
+    planted ``shape`` signal, see :func:`~mgmt_audit.study.data.cohort_source`), with SSL pretraining
+    when the spec has it."""
     from mgmt_audit.study.data import cohort_source
     from mgmt_audit.study.pretrain import with_pretrain_modalities
 
-    source = cohort_source(spec, options.runs_dir, data=data, phantom=phantom)
+    source = cohort_source(spec, options.runs_dir, data=data, phantom=phantom, shape=shape)
     if spec.pretrain:
         source = with_pretrain_modalities(source, spec.pretrain["modalities"])
-        log(f"pretrain: SimCLR {spec.pretrain} on the training patients of each seed, states in "
+        log(f"pretrain: {spec.pretrain} on the training patients of each seed, states in "
             f"{study_folder(options.runs_dir, spec.name) / 'pretrain'}")
     if not spec.preprocess_search:
         log(f"data: {source(spec.preprocess_dict({}))}")
@@ -326,11 +327,11 @@ def fit_trainer(spec: StudySpec, options: RunOptions, *, data: str | Path | None
 
 def run_study(
     spec: StudySpec, options: RunOptions, *, data: str | Path | None = None, phantom: float | None = None,
-    log: Log = print, train: Trainer | None = None,
+    shape: float = 0.0, log: Log = print, train: Trainer | None = None,
 ) -> dict[str, int]:
     """Run ``spec`` until ``options.n_trials`` trials are COMPLETE, with ``options.workers`` worker
     processes on this machine, training with ``train`` (default: :func:`fit_trainer` of ``data`` or
-    ``phantom``); returns the trial counts by state (null trials included). Raises StudyFailed when
+    ``phantom`` and ``shape``); returns the trial counts by state (null trials included). Raises StudyFailed when
     more than ``options.max_failed`` trials fail for reasons of their own."""
     import optuna
 
@@ -344,7 +345,7 @@ def run_study(
         f"sampler {spec.sampler} · workers {options.workers} · at most {plan.max_failed} failed trials"
     )
     if train is None:
-        train = fit_trainer(spec, options, data=data, phantom=phantom, log=log)
+        train = fit_trainer(spec, options, data=data, phantom=phantom, shape=shape, log=log)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with StudyLock(options.storage, spec.name).held():  # created once, before any worker starts
         storage = open_storage(options.storage, heartbeat=options.heartbeat, max_retry=options.max_retry)
