@@ -26,7 +26,7 @@ REPO_STUDIES = Path(__file__).resolve().parent.parent / "studies"
 SHIPPED = sorted(p.stem for p in REPO_STUDIES.glob("*.toml"))
 REQUIRED = {
     "cnn2d_sweep", "effnet3d_sweep", "roi_resnet_sweep", "fusion_sweep", "simclr_sweep", "vit_sweep",
-    "resnet10_seeds", "custom_cnn_sweep", "mnist_control", "demo",
+    "resnet10_seeds", "custom_cnn_sweep", "mnist_control", "demo", "ssl_sweep", "transfer_sweep", "geometry_sweep",
 }
 
 MINIMAL = """
@@ -331,3 +331,25 @@ def test_bad_init_search_names_file_and_key(tmp_path, edit, message):
     with pytest.raises(ConfigError) as info:
         spec_from(INIT_SEARCH.replace(old, new, 1), tmp_path)
     assert message in str(info.value) and str(tmp_path / "mini.toml") in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["ssl_sweep", "transfer_sweep", "geometry_sweep"])
+def test_study_show_prints_the_new_founding_papers_studies_at_smoke_size(capsys, name):
+    assert main(["study", "show", name, "--profile", "smoke"]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    spec = load_study(name, "smoke")
+    assert shown["search"] == spec.resolved["search"] and spec.sampler == "grid"
+    assert len(spec.seeds) == 1 and spec.null_trials >= 1
+
+
+def test_ssl_and_transfer_sweeps_search_the_initialisation_against_scratch():
+    ssl = load_study("ssl_sweep", "paper")
+    assert [(p.key, p.choices) for p in ssl.search] == [("init", ("scratch", "simclr", "byol", "dino", "moco_v3"))]
+    assert [ssl.init_of({"init": c}) for c in ("scratch", "dino")] == ["scratch", "dino"]
+    transfer = load_study("transfer_sweep", "paper")
+    assert {p.key: p.choices for p in transfer.search} == {
+        "model": ("mobilenet_v2_2d", "resnet101_2d"), "init": ("scratch", "file", "simclr")}
+    assert transfer.weights_file("resnet101_2d").endswith(".pth")
+    assert [p.choices for p in load_study("transfer_sweep", "smoke").search if p.key == "init"] == [("scratch", "simclr")]
+    geometry = load_study("geometry_sweep", "paper")
+    assert geometry.search[0].key == "model_params.branches" and geometry.data["view"] == "mesh"

@@ -100,7 +100,7 @@ def init_section(verdicts: ReportVerdicts) -> Section | None:
     initialisation with that configuration's AUC [90%] and verdict (the verdicts of section 1). None
     when no study searched ``init`` (the comparison does not apply)."""
     from mgmt_audit.report.collect import config_label
-    from mgmt_audit.study.spec import INIT_KEY
+    from mgmt_audit.study.spec import INIT_KEY, INIT_SCRATCH
 
     cells: dict[tuple[str, str, str], dict[str, Cell]] = {}
     inits: list[str] = []
@@ -117,6 +117,7 @@ def init_section(verdicts: ReportVerdicts) -> Section | None:
             f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}] {v.verdict}", "verdict-neutral")
     if not cells:
         return None
+    inits.sort(key=lambda init: init != INIT_SCRATCH)  # scratch first, the others as the trials drew them
     section = Section("initialisation", "Scratch vs pretrained")
     section.blocks.append(table_block(
         ["cohort", "study", "configuration", *inits],

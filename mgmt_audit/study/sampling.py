@@ -27,8 +27,22 @@ def make_sampler(spec: StudySpec, *, worker_index: int = 0, trials_before: int =
         settings["seed"] = sampler_seed(settings["seed"], worker_index, trials_before)
     cls = getattr(optuna.samplers, SAMPLERS[spec.sampler])
     if spec.sampler == "grid":
-        return cls({p.key: p.grid_values() for p in spec.search}, **settings)
+        return _loop_grid_sampler({p.key: p.grid_values() for p in spec.search}, **settings)
     return cls(**settings)
+
+
+def _loop_grid_sampler(search_space: dict[str, list[Any]], **settings: Any) -> Any:
+    """Optuna's GridSampler for the worker's ask-and-tell loop. Its ``after_trial`` stops a study whose
+    grid is exhausted with ``Study.stop()``, which Optuna allows only inside ``optimize()`` (a
+    RuntimeError here, after the last grid point's trial); the worker's plan decides when a study is
+    done, and a point proposed again is recorded as a duplicate, never run."""
+    import optuna
+
+    class LoopGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            """Nothing: the worker loop, not the sampler, stops the study."""
+
+    return LoopGridSampler(search_space, **settings)
 
 
 def make_pruner(spec: StudySpec) -> Any:
