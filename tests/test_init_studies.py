@@ -58,3 +58,11 @@ def test_transfer_sweep_report_sets_scratch_beside_pretrained_per_family(tmp_pat
         row = table[table.index(family):]
         row = row[:row.index("</tr>")]
         assert row.count("inconclusive") + row.count("signal") >= 2  # a verdict under each initialisation
+
+
+def test_a_missing_local_weights_file_is_refused_before_any_trial(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["study", "run", "transfer_sweep", "--profile", "paper", "--phantom", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "model.weights file(s) ['weights/mobilenet_v2-imagenet.pth', 'weights/resnet101-imagenet.pth'] do not exist" in err
+    assert "nothing is downloaded" in err and not (runs / "transfer_sweep.db").exists()

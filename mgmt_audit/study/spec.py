@@ -262,6 +262,13 @@ class StudySpec:
             raise ConfigError(f"{self.path}: init = \"file\" needs model.weights.{family} (a local weights file)")
         return str(weights[family])
 
+    def missing_weights(self) -> list[str]:
+        """The ``[model.weights]`` files that do not exist when ``init`` may choose ``"file"`` (paths
+        relative to the working directory)."""
+        if not any(p.key == INIT_KEY and INIT_FILE in p.choices for p in self.search):
+            return []
+        return [str(path) for path in self.model.get("weights", {}).values() if not Path(path).is_file()]
+
     def example_params(self) -> dict[str, Any]:
         return {p.key: p.example() for p in self.search}
 

@@ -315,6 +315,11 @@ def fit_trainer(spec: StudySpec, options: RunOptions, *, data: str | Path | None
     from mgmt_audit.study.data import cohort_source
     from mgmt_audit.study.pretrain import with_pretrain_modalities
 
+    missing = spec.missing_weights()
+    if missing:
+        raise ConfigError(f"{spec.path}: model.weights file(s) {missing} do not exist: save the weights there "
+                          "(e.g. torch.save(torchvision_model.state_dict(), path)), or drop \"file\" from "
+                          "search.init; nothing is downloaded", parameter="init")
     source = cohort_source(spec, options.runs_dir, data=data, phantom=phantom, shape=shape)
     if spec.pretrain:
         source = with_pretrain_modalities(source, spec.pretrain["modalities"])
