@@ -353,3 +353,13 @@ def test_ssl_and_transfer_sweeps_search_the_initialisation_against_scratch():
     assert [p.choices for p in load_study("transfer_sweep", "smoke").search if p.key == "init"] == [("scratch", "simclr")]
     geometry = load_study("geometry_sweep", "paper")
     assert geometry.search[0].key == "model_params.branches" and geometry.data["view"] == "mesh"
+
+
+@pytest.mark.parametrize(("family", "view", "message"), [
+    ("geometry_gnn", "slices", "data.view: geometry_gnn needs the 'mesh' view"),
+    ("resnet18_2d", "mesh", "data.view: resnet18_2d cannot read the 'mesh' view"),
+])
+def test_graph_families_and_the_mesh_view_go_together(tmp_path, family, view, message):
+    text = MINIMAL.replace('family = "resnet18_2d"', f'family = "{family}"').replace('view = "slices"', f'view = "{view}"')
+    with pytest.raises(ConfigError, match=message):
+        spec_from(text, tmp_path)

@@ -108,7 +108,7 @@ _FAMILIES: tuple[FamilySpec, ...] = (
         name="geometry_gnn", dims=0, builder="geometry:build_geometry_gnn", head="fc",
         description="IDH paper's geometry learner: DGCNN-style EdgeConv (PyTorch Geometric) on the tumour "
         "core's surface mesh (view 'mesh'); input (node features,), no image",
-        defaults={"gnn_widths": (64, 64, 128), "dropout": 0.3}, smoke={"gnn_widths": (16, 16, 32)},
+        defaults={"gnn_widths": (64, 64, 128), "dropout": 0.3}, smoke={"gnn_widths": (16, 16, 32)}, graph=True,
     ),
     FamilySpec(
         name="cnn_gnn", dims=2, builder="geometry:build_cnn_gnn", head="fc",
@@ -116,6 +116,7 @@ _FAMILIES: tuple[FamilySpec, ...] = (
         "before the FC (view 'mesh' with n_slices); branches 'cnn' or 'gnn' keep one",
         defaults={**_RESNET_2D, "gnn_widths": (64, 64, 128), "dropout": 0.3, "branches": "cnn+gnn"},
         smoke={**_RESNET_SMOKE, "gnn_widths": (16, 16, 32)}, choices={"branches": ("cnn+gnn", "cnn", "gnn")},
+        graph=True,
     ),
 )
 _BY_NAME = {spec.name: spec for spec in _FAMILIES}

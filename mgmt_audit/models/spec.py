@@ -40,6 +40,7 @@ class FamilySpec:
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     init_into: tuple[str, ...] = ("",)
     paper_input: tuple[int, ...] | None = None
+    graph: bool = False  # input: a PyG batch of the ``mesh`` view (mgmt_audit.data.mesh), not a tensor
     smoke_input: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:

@@ -80,6 +80,7 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "method": "simclr", "epochs": 10, "batch_size": 64, "lr": 1e-3, "temperature": 0.5, "projection_dim": 128,
     "momentum": 0.99, "modalities": list(MODALITIES),
 }
+GRAPH_VIEW = "mesh"  # the view graph families read, and only they
 INIT_KEY = "init"  # the search key whose choices are initialisations (see the module docstring)
 INIT_SCRATCH, INIT_FILE = "scratch", "file"
 PRETRAIN_KEYS = {*PRETRAIN_DEFAULTS, "slices"}
@@ -468,6 +469,9 @@ def _validate_point(where: str, key: str, spec: StudySpec) -> None:
             unknown = sorted(set(spec.model.get("params", {})) - set(family(name).defaults))
             if unknown:
                 raise ConfigError(f"model.params: {name} has no parameter(s) {unknown}")
+            if family(name).graph != (spec.data["view"] == GRAPH_VIEW):
+                raise ConfigError(f"data.view: {name} {'needs' if family(name).graph else 'cannot read'} "
+                                  f"the {GRAPH_VIEW!r} view (its samples are graphs), got {spec.data['view']!r}")
         TrainConfig.from_dict(spec.train_dict(params))
         PreprocessSpec(**_preprocess_kwargs(spec.preprocess_dict(params)))
     except ConfigError as exc:
@@ -556,7 +560,7 @@ def pretrainable(family_name: str) -> bool:
     from mgmt_audit.models.registry import family
 
     spec = family(family_name)
-    return spec.dims == 2 and len(spec.init_into) == 1
+    return spec.dims == 2 and len(spec.init_into) == 1 and not spec.graph
 
 
 def _families() -> list[str]:
