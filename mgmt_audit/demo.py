@@ -43,12 +43,14 @@ class Cohort:
 @dataclass(frozen=True)
 class DemoPlan:
     """What the demo runs: cohorts, patients per cohort, the study specs (smoke profile), and
-    whether layers are probed and the digits control is run."""
+    whether layers are probed and the digits control is run, and whether seed runs score Grad-CAM
+    maps against the phantom's tumour masks."""
 
     cohorts: tuple[Cohort, ...]
     patients: int
     studies: tuple[str, ...]
     probe: bool
+    attention: bool = True
 
 
 QUICK = DemoPlan(cohorts=(Cohort("null", 0.0), Cohort("signal", 1.0)), patients=240,
@@ -109,13 +111,13 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
              "demo cache preprocessing": f"{PREPROCESS}, {list(MODALITIES)}",
              "storage": f"sqlite:///{(out / 'work').resolve()}/<cohort>/runs/<study>.db, one per cohort and study"}
 
-    def run(spec, cohort: str, manifest: Manifest, **study_kwargs) -> None:
+    def run(spec, cohort: str, manifest: Manifest, attention: bool = plan.attention, **study_kwargs) -> None:
         runs_dir = out / "work" / cohort / "runs"
         storage = default_storage(spec.name, runs_dir)
         log(f"[{cohort}] study {spec.name}: {spec.n_trials} trials ({spec.null_trials} null) · "
             f"{time.perf_counter() - started:.0f} s elapsed")
         run_study(spec, RunOptions(storage=storage, runs_dir=runs_dir, n_trials=spec.n_trials,
-                                   device="cpu", threads=1, probe=plan.probe),
+                                   device="cpu", threads=1, probe=plan.probe, attention=attention),
                   data=manifest.folder, log=lambda line: log(f"[{cohort}] {line}"))
         study = load_study_runs(spec.name, storage, cohort=cohort, **study_kwargs)
         studies.append(study)
@@ -132,7 +134,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         control = load_study(CONTROL_STUDY, PROFILE)
         manifest = prepare_control(control, out / "work" / CONTROL_COHORT / "runs", log)
         manifests[CONTROL_COHORT] = manifest
-        run(control, CONTROL_COHORT, manifest, control=True)
+        run(control, CONTROL_COHORT, manifest, attention=False, control=True)  # digits have no tumour
     log(f"building the report · {time.perf_counter() - started:.0f} s elapsed")
     report = build_report(ReportInput(
         title="demo: phantom cohorts with and without a planted signal",
@@ -152,11 +154,11 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
 
 
 def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print) -> Manifest:
-    """Write the phantom DICOM cohort into ``folder/raw`` and ingest it into ``folder/cache``
-    (each step skipped when its output is already there)."""
+    """Write the phantom DICOM cohort into ``folder/raw``, ingest it into ``folder/cache`` and give
+    every patient the phantom's tumour mask (each step skipped when its output is already there)."""
     from mgmt_audit.study.spec import preprocess_spec
     from mgmt_audit.data.ingest import ingest
-    from mgmt_audit.data.phantom import write_phantom_cohort
+    from mgmt_audit.data.phantom import add_phantom_masks, write_phantom_cohort
 
     raw, cache = folder / "raw", folder / "cache"
     labels = raw / "train_labels.csv"
@@ -165,11 +167,14 @@ def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = pr
         write_phantom_cohort(raw, patients=patients, signal=cohort.strength, seed=PHANTOM_SEED,
                              matrix=MATRIX, workers=2, modalities=MODALITIES)
     if (cache / MANIFEST_NAME).is_file():
-        return Manifest.load(cache)
-    log(f"[{cohort.name}] ingesting {raw} -> {cache}")
-    result = ingest(raw, labels, cache, spec=preprocess_spec(PREPROCESS), modalities=MODALITIES,
-                    dataset=None, exclude_flagged=False, workers=2, progress=False)
-    return result.manifest
+        manifest = Manifest.load(cache)
+    else:
+        log(f"[{cohort.name}] ingesting {raw} -> {cache}")
+        manifest = ingest(raw, labels, cache, spec=preprocess_spec(PREPROCESS), modalities=MODALITIES,
+                          dataset=None, exclude_flagged=False, workers=2, progress=False).manifest
+    if add_phantom_masks(manifest, signal=cohort.strength, seed=PHANTOM_SEED):
+        log(f"[{cohort.name}] tumour masks (the phantom's segmentation on each FLAIR grid) added to {cache}")
+    return manifest
 
 
 def prepare_control(spec: StudySpec, runs_dir: Path, log: Log = print) -> Manifest:

@@ -11,21 +11,30 @@ from mgmt_audit.data.cache import save_array
 from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
 from mgmt_audit.data.phantom import cohort_labels, synthesize_patient
 from mgmt_audit.data.preprocess import PreprocessSpec, preprocess_volume
+from mgmt_audit.data.resample import resample
 
 
 def phantom_cache(
-    folder: Path, *, patients: int, signal: float, seed: int, size: int = 24, depth: int = 12
+    folder: Path, *, patients: int, signal: float, seed: int, size: int = 24, depth: int = 12,
+    masks: bool = False,
 ) -> Manifest:
-    """FLAIR volumes (size, size, depth) of ``patients`` phantom patients with planted signal ``signal``."""
+    """FLAIR volumes (size, size, depth) of ``patients`` phantom patients with planted signal ``signal``;
+    with ``masks`` each patient also gets its tumour mask (the phantom's segmentation on the same grid,
+    nearest neighbour, as ingest resamples a BraTS Task-1 mask)."""
     spec = PreprocessSpec(size=(size, size), depth=depth, slice_mode="resample")
     records = []
     for index, label in enumerate(cohort_labels(patients, seed)):
         pid = f"{index:05d}"
         patient = synthesize_patient(index, int(label), signal, seed=seed, modalities=("FLAIR",))
         path = f"{pid}/FLAIR.npy"
-        save_array(folder / path, preprocess_volume(patient.images["FLAIR"], patient.affine, spec).array)
+        result = preprocess_volume(patient.images["FLAIR"], patient.affine, spec)
+        save_array(folder / path, result.array)
         series = {"FLAIR": SeriesRecord("FLAIR", True, "ok", shape=list(spec.shape), path=path)}
-        records.append(PatientRecord(pid, int(label), "ok", series=series))
+        mask_path = None
+        if masks:
+            mask_path = f"{pid}/mask.npy"
+            save_array(folder / mask_path, resample(patient.seg, patient.affine, result.grid, nearest=True))
+        records.append(PatientRecord(pid, int(label), "ok", series=series, mask_path=mask_path))
     manifest = Manifest(dataset="phantom", layout="rsna-miccai", modalities=["FLAIR"],
                         preprocess=spec.to_dict(), preprocess_hash=spec.hash, split_seed=seed, patients=records)
     manifest.save(folder)

@@ -24,8 +24,8 @@ from mgmt_audit.report.sections import param_importances
 pytestmark = pytest.mark.filterwarnings("error")  # a library warning reaching a report user fails
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 HEADINGS = ("Verdicts", "Predicted probabilities by true label", "Training and validation loss",
-            "Layer probes (t-SNE)", "Planted-signal power curve", "Hyperparameters and trials", "Data",
-            "Reproducibility")
+            "Layer probes (t-SNE)", "Where the models look (Grad-CAM)", "Planted-signal power curve",
+            "Hyperparameters and trials", "Data", "Reproducibility")
 
 
 class Elements(HTMLParser):
@@ -200,6 +200,7 @@ def test_empty_sections_say_why(tmp_path):
     html = build_report(ReportInput("one", "", [study]), tmp_path / "out").read_text()
     assert "no planted-signal cohorts were run" in html
     assert "no trial saved layer features" in html
+    assert "no run scored Grad-CAM maps" in html
     assert "no data manifest was found" in html
     assert "importance needs at least 2" in html
 

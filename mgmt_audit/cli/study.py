@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seconds between trial heartbeats; a trial silent for 2x this is failed and retried "
                    "(default 30)")
     p.add_argument("--probe", action="store_true", help="also save per-layer validation features (features.npz)")
+    p.add_argument("--attention", action="store_true",
+                   help="also score Grad-CAM maps of each seed run on its validation patients against their "
+                        "tumour masks (attention.npz; the report's 'Where the models look')")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("status", help="the study's trials: state, seed, parameters, AUC, null flag, files, "
@@ -120,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         max_failed=args.max_failed,
         probe=args.probe,
+        attention=args.attention,
     )
     counts = run_study(spec, options, data=args.data, phantom=args.phantom, shape=args.shape)
     print("trials: " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items())))

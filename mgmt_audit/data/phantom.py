@@ -54,7 +54,7 @@ from mgmt_audit.data.anatomy import (
     place_tumour,
     render,
 )
-from mgmt_audit.data.manifest import MODALITIES
+from mgmt_audit.data.manifest import MODALITIES, Manifest
 from mgmt_audit.errors import CohortError, ConfigError
 
 CONTRAST_UNIT = {"FLAIR": 1.0, "T1wCE": 1.0}  # in INTENSITY units (FLAIR white matter = 0.6)
@@ -325,3 +325,39 @@ def _rician(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
     real = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
     imaginary = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
     return np.sqrt(real * real + imaginary * imaginary)
+
+
+def phantom_seg(patient_index: int, label: int, signal: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The BraTS labels (uint8, atlas grid) and affine of phantom patient ``patient_index``: the
+    segmentation :func:`synthesize_patient` plants, without rendering any contrast."""
+    patient = synthesize_patient(patient_index, label, signal, seed=seed, modalities=())
+    return patient.seg, patient.affine
+
+
+def add_phantom_masks(manifest: Manifest, *, signal: float, seed: int, modality: str = "FLAIR") -> int:
+    """Give every usable patient of a phantom cohort's cache (ingested from the DICOM layout, which
+    carries no segmentation) the phantom's own tumour mask: its segmentation resampled (nearest
+    neighbour) onto the grid of the patient's cached ``modality`` (the affine and shape the manifest
+    records), saved as ``<patient folder>/mask.npy`` and recorded as the patient's ``mask_path``. The
+    cohort must have been written with this ``signal`` and ``seed`` (patient IDs are the phantom's
+    indices). Patients that already have a mask are left alone; returns how many were added and
+    saves the manifest when any was. Raises CohortError when a series records no grid."""
+    from mgmt_audit.data.cache import save_array
+    from mgmt_audit.data.resample import Grid, resample
+
+    added = 0
+    for patient in manifest.usable_patients([modality]):
+        if patient.mask_path is not None:
+            continue
+        record = patient.series[modality]
+        if record.affine is None or record.shape is None or record.path is None:
+            raise CohortError(f"patient {patient.id} in {manifest.folder}: {modality} records no grid; re-run ingest")
+        seg, affine = phantom_seg(int(patient.id), int(patient.label), signal, seed=seed)
+        grid = Grid(np.asarray(record.affine, dtype=float), tuple(int(s) for s in record.shape))
+        relative = str(Path(record.path).with_name("mask.npy").as_posix())
+        save_array(manifest.resolve(relative), resample(seg, affine, grid, nearest=True).astype(np.uint8))
+        patient.mask_path = relative
+        added += 1
+    if added:
+        manifest.save(manifest.folder)
+    return added

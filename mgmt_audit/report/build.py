@@ -20,6 +20,7 @@ from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
 from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.report import sections
+from mgmt_audit.report.attention import attention_of, attention_section, summary_entry
 from mgmt_audit.report.collect import StudyRuns, load_study_runs
 from mgmt_audit.report.groups import group_trials
 from mgmt_audit.report.keys import config_keys
@@ -60,12 +61,14 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     keys = config_keys(report.studies)
     runs = study_runs(report.studies, report.manifests)
     initialisation = sections.init_section(verdicts)
+    attention, attention_notes = attention_of(groups)
     page = [
         sections.verdict_section(verdicts, keys),
         *([initialisation] if initialisation is not None else []),
         sections.probability_section(verdicts, keys),
         sections.loss_section(groups, keys),
         sections.probes_section(probes, report.manifests, keys),
+        attention_section(attention, attention_notes, keys),
         sections.power_section(verdicts),
         sections.importance_section(report.studies, keys),
         sections.data_section(report.manifests),
@@ -105,6 +108,11 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
             for s in report.studies
         ],
     }
+    by_config = {(a.group.study.name, a.group.study.cohort, a.group.config): a for a in attention}
+    for entry in summary["configurations"]:
+        found = by_config.get((entry["study"], entry["cohort"], entry["configuration"]))
+        if found is not None:
+            entry["attention"] = summary_entry(found)
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=1, default=_plain))
     return out / REPORT_NAME
 

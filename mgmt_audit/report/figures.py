@@ -326,3 +326,47 @@ def importance_bars(importances: Mapping[str, float]) -> Figure:
     axes.set_ylabel("hyperparameter")
     axes.set_xlim(0.0, 1.0)
     return figure
+
+
+@dataclass
+class OverlayRow:
+    """One configuration's Grad-CAM overlays: its key and, per patient, the axial slice of the input
+    (H, W), its tumour mask (H, W) and its CAM scaled to [0, 1] (H, W), with a caption each."""
+
+    key: str
+    images: Sequence[np.ndarray]
+    masks: Sequence[np.ndarray]
+    cams: Sequence[np.ndarray]
+    captions: Sequence[str]
+
+
+def attention_overlays(rows: Sequence[OverlayRow]) -> Figure:
+    """Grad-CAM overlays, one row per configuration: the slice in grey, the CAM on top (inferno,
+    half transparent, 0 to 1 of the patient's largest value), the tumour mask outlined in cyan."""
+    columns = max(1, max(len(r.images) for r in rows))
+    figure = new_figure(0.9 + 1.5 * columns, 0.3 + 1.55 * len(rows))
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    image = None
+    for r, row in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row.images):
+                ax.set_axis_off()
+                continue
+            ax.imshow(np.asarray(row.images[c]).T, cmap="gray", origin="lower", interpolation="nearest")
+            image = ax.imshow(np.asarray(row.cams[c]).T, cmap="inferno", alpha=0.5, vmin=0.0, vmax=1.0,
+                              origin="lower", interpolation="bilinear")
+            mask = np.asarray(row.masks[c]).T.astype(float)
+            if mask.any():
+                ax.contour(mask, levels=[0.5], colors="cyan", linewidths=1.0, origin="lower")
+            ax.set_title(row.captions[c], fontsize="x-small")
+            if c == 0:
+                ax.set_ylabel(row.key, fontsize="small")
+    if image is not None:
+        bar = figure.colorbar(image, ax=axes[:, -1].tolist(), shrink=0.8)
+        bar.set_label("Grad-CAM / patient max", fontsize="x-small")
+    figure.legend(handles=[Line2D([], [], color="cyan", linewidth=1.0, label="tumour mask")],
+                  loc="outside upper center", fontsize="x-small", frameon=False)
+    return figure

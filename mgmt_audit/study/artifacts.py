@@ -1,13 +1,14 @@
 """Where a trial's files live: ``<runs_dir>/<study>/<trial number>/`` for a trial on the true labels,
 ``<runs_dir>/<study>/null-<trial number>/`` for a null trial (numbered in the study's null companion,
 :func:`mgmt_audit.study.storage.null_study_name`), each holding predictions.csv, curves.json, meta.json
-(and features.npz when probed), as written by ``RunResult.save``."""
+(and features.npz when probed, attention.npz with Grad-CAM ratios), as written by ``RunResult.save``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from mgmt_audit.analysis.attention import ATTENTION
 from mgmt_audit.train.result import CURVES, FEATURES, META, PREDICTIONS
 
 
@@ -24,4 +25,5 @@ def trial_folder(runs_dir: str | Path, study: str, number: int, *, null: bool = 
 def save_trial(result: Any, folder: str | Path) -> dict[str, str]:
     """Save a RunResult into ``folder``; returns ``{file name: absolute path}`` of what was written."""
     folder = Path(result.save(folder)).resolve()
-    return {name: str(folder / name) for name in (PREDICTIONS, CURVES, META, FEATURES) if (folder / name).is_file()}
+    return {name: str(folder / name) for name in (PREDICTIONS, CURVES, META, FEATURES, ATTENTION)
+            if (folder / name).is_file()}

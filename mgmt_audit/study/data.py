@@ -54,6 +54,7 @@ class CohortSource:
     modalities: tuple[str, ...] = ()
     cache_root: Path | None = None  # where caches of ``root`` live, one folder per preprocessing
     record: Path | None = None  # the study's TRAINED_ON file, where each cache used is recorded
+    phantom_masks: tuple[float, int] | None = None  # (signal, seed) of a DICOM phantom: add its tumour masks
 
     def __call__(self, preprocess: dict[str, Any]) -> Path:
         """The cache folder for this preprocessing, ingesting it first when no complete cache with
@@ -70,15 +71,19 @@ class CohortSource:
 
         self.cache_root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.cache_root / f"{spec.hash}.lock")):
-            existing = _complete_cache(self.cache_root, spec.hash, self.modalities)
-            if existing is not None:
-                return existing
-            out = self.cache_root / f"{spec.hash}-{'+'.join(self.modalities)}"
-            print(f"data: ingesting {self.root} into {out} ({spec.describe()}); every later trial, "
-                  "run and study on this root with this preprocessing reuses it", file=sys.stderr)
-            ingest(self.root, self.labels, out, spec=spec, modalities=self.modalities, layout=self.layout,
-                   dataset=self.dataset, exclude_flagged=None if self.dataset else False, workers=1,
-                   log=lambda line: print(line, file=sys.stderr))
+            out = _complete_cache(self.cache_root, spec.hash, self.modalities)
+            if out is None:
+                out = self.cache_root / f"{spec.hash}-{'+'.join(self.modalities)}"
+                print(f"data: ingesting {self.root} into {out} ({spec.describe()}); every later trial, "
+                      "run and study on this root with this preprocessing reuses it", file=sys.stderr)
+                ingest(self.root, self.labels, out, spec=spec, modalities=self.modalities, layout=self.layout,
+                       dataset=self.dataset, exclude_flagged=None if self.dataset else False, workers=1,
+                       log=lambda line: print(line, file=sys.stderr))
+            if self.phantom_masks is not None:  # the DICOM layout carries no segmentation: the phantom's own
+                from mgmt_audit.data.phantom import add_phantom_masks
+
+                signal, seed = self.phantom_masks
+                add_phantom_masks(Manifest.load(out), signal=signal, seed=seed, modality=self.modalities[0])
         return out
 
 
@@ -178,8 +183,9 @@ def cohort_source(spec: StudySpec, runs_dir: str | Path, *, data: str | Path | N
         root = write_phantom(spec, runs_dir, float(phantom), nifti=layout == "brats-task1", shape=shape)
         cache_root = root.parent / "cache"
         images = root / "brats" if layout == "brats-task1" else root
+        masks = None if layout == "brats-task1" else (float(phantom), int({**PHANTOM_DEFAULTS, **spec.data.get("phantom", {})}["seed"]))
         return CohortSource(root=images, labels=root / LABELS_CSV, layout=layout, dataset=None,
-                            modalities=modalities, cache_root=cache_root, record=record)
+                            modalities=modalities, cache_root=cache_root, record=record, phantom_masks=masks)
     folder = Path(data)
     if (folder / MANIFEST_NAME).is_file():
         if spec.preprocess_search:

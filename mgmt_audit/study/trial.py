@@ -59,6 +59,7 @@ class FitTrainer:
     runs_dir: Path
     device: str = "auto"
     probe: bool = False
+    attention: bool = False  # Grad-CAM ratios for seed runs (null trials skip them)
 
     def __call__(self, task: TrialTask, report: EpochReport) -> TrialOutput:
         """Raises TrialFailure for out of memory (and, from ``fit``, for divergence or a split the
@@ -82,7 +83,8 @@ class FitTrainer:
                 attrs["pretrain"] = self._pretrained_encoder(self.spec.pretrain_settings(params), config, data,
                                                              task.ticket.seed)
             result = fit(config, data, task.ticket.seed, null_index=task.ticket.null_index, device=self.device,
-                         probe=self.probe, progress=report)
+                         probe=self.probe, attention=self.attention and not task.ticket.null,
+                         progress=report)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise TrialFailure(
                 f"out of memory ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): "

@@ -87,6 +87,7 @@ class RunOptions:
     max_retry: int = MAX_RETRY  # re-runs of an interrupted trial
     max_failed: int | None = None  # trials failing for their own reasons before giving up (None: n_trials)
     probe: bool = False
+    attention: bool = False  # Grad-CAM tumour energy ratios of the seed runs (not of null trials)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -327,7 +328,7 @@ def fit_trainer(spec: StudySpec, options: RunOptions, *, data: str | Path | None
             f"{study_folder(options.runs_dir, spec.name) / 'pretrain'}")
     if not spec.preprocess_search:
         log(f"data: {source(spec.preprocess_dict({}))}")
-    return FitTrainer(spec, source, Path(options.runs_dir), options.device, options.probe)
+    return FitTrainer(spec, source, Path(options.runs_dir), options.device, options.probe, options.attention)
 
 
 def run_study(

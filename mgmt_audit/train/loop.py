@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mgmt_audit.analysis.attention import RunAttention
 from mgmt_audit.data.datasets import CacheView, make_view
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.data.splits import Split, split_patients
@@ -82,6 +83,8 @@ class _Part:
     curves: list[dict[str, float]]
     best_epoch: int
     features: dict[str, np.ndarray] | None
+    attention: RunAttention | None = None
+    attention_note: str | None = None
 
 
 def fit(
@@ -92,6 +95,7 @@ def fit(
     null_index: int | None = None,
     device: str = "auto",
     probe: bool = False,
+    attention: bool = False,
     progress: Progress | None = None,
 ) -> RunResult:
     """Train ``config.model`` on the cache ``data`` with ``seed``; score the validation and test patients.
@@ -100,7 +104,10 @@ def fit(
     labels are permuted with a permutation of its own (:func:`permuted_labels`); validation and test
     are always scored against the true labels. Without ``k_folds`` one model is trained on the train
     patients, early-stopped (``patience``) on the validation patients, and scores the test patients
-    that neither search nor early stopping saw. With ``k_folds`` every fold trains a model and the
+    that neither search nor early stopping saw. ``attention`` scores Grad-CAM maps of the kept
+    model on the validation patients against their tumour masks
+    (:func:`mgmt_audit.train.attention.attention_maps`; the first fold's model with ``k_folds``); where
+    that is not possible (no masks, an unsupported family or view) the run records why instead. With ``k_folds`` every fold trains a model and the
     validation rows are the out-of-fold predictions of all development patients (``folds`` says
     which fold scored each), and the test rows the mean over the fold models; early stopping and
     probes are refused there (the out-of-fold patients would steer their own predictions).
@@ -131,7 +138,7 @@ def fit(
     with deterministic(target.type == "cpu"):
         parts = [
             _fit_one(config, manifest, part, train_label, seed, target, use_amp, probe, progress,
-                     fold=fold if config.k_folds else None)
+                     fold=fold if config.k_folds else None, attention=attention and fold == 0)
             for fold, part in enumerate(splits)
         ]
     val = [(pid, label, float(prob), fold) for fold, part in enumerate(parts)
@@ -161,11 +168,14 @@ def fit(
         test_probs=[] if test_probs is None else [float(p) for p in test_probs],
         folds=[row[3] for row in val] if config.k_folds else None,
         train_labels={pid: train_label[pid] for pid in trained},
+        attention=parts[0].attention,
+        attention_note=parts[0].attention_note,
     )
 
 
 def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label: dict[str, int], seed: int,
-             target: Any, use_amp: bool, probe: bool, progress: Progress | None, fold: int | None) -> _Part:
+             target: Any, use_amp: bool, probe: bool, progress: Progress | None, fold: int | None,
+             attention: bool = False) -> _Part:
     """Train one model on ``split.train`` (labels from ``train_label``), early-stopped on ``split.val``;
     score ``split.val`` and ``split.test`` with the kept weights."""
     import torch
@@ -223,8 +233,16 @@ def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label:
         test_loader = make_loader(test_view, device=target, shuffle=False, **loading)
         test_probs = _evaluate(model, test_loader, target, use_amp)[1]
     features = _probe(model, val_loader, target) if probe else None
+    maps, note = None, None
+    if attention:
+        from mgmt_audit.train.attention import AttentionUnavailable, attention_maps
+
+        try:
+            maps = attention_maps(model, val_view, config.model, device=target)
+        except AttentionUnavailable as exc:
+            note = str(exc)
     return _Part(list(val_view.patient_ids), val_view.labels.astype(int).tolist(), best["probs"],
-                 test_probs, curves, int(best["epoch"]), features)
+                 test_probs, curves, int(best["epoch"]), features, maps, note)
 
 
 def patient_scores(values: np.ndarray, patient_index: np.ndarray, n_patients: int) -> np.ndarray:

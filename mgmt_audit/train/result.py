@@ -4,7 +4,8 @@
 validation or out-of-fold patients, ``test`` for the held-out test patients; fold empty without
 cross-validation), ``curves.json`` (per-epoch losses and AUCs), ``meta.json`` (config, seed, split,
 device, null index, permutation, the labels trained on, timing) and, when probed, ``features.npz``
-(per-layer pooled validation features, rows in ``ids`` order).
+(per-layer pooled validation features, rows in ``ids`` order) and, when Grad-CAM was scored,
+``attention.npz`` (:mod:`mgmt_audit.analysis.attention`; meta.json's ``attention`` says why not otherwise).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mgmt_audit.analysis.attention import RunAttention, load_attention
 from mgmt_audit.atomic import atomic_path, atomic_write_text
 from mgmt_audit.data.splits import Split
 from mgmt_audit.errors import CohortError
@@ -60,6 +62,8 @@ class RunResult:
     test_probs: list[float] = field(default_factory=list)
     folds: list[int] | None = None
     train_labels: dict[str, int] = field(default_factory=dict, repr=False)
+    attention: RunAttention | None = field(default=None, repr=False)
+    attention_note: str | None = None  # why Grad-CAM was not scored, when it was asked for
 
     @property
     def val_auc(self) -> float:
@@ -99,6 +103,7 @@ class RunResult:
             "wall_time_s": self.wall_time_s,
             "val_auc": self.val_auc,
             "test_auc": self.test_auc,
+            **({"attention": self.attention_note} if self.attention_note else {}),
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -119,6 +124,10 @@ class RunResult:
         if self.features is not None:
             with atomic_path(folder / FEATURES) as tmp, open(tmp, "wb") as handle:
                 np.savez(handle, ids=np.asarray(self.ids), **self.features)
+        if self.attention is not None:
+            from mgmt_audit.train.attention import save_attention
+
+            save_attention(self.attention, folder)
         return folder
 
     @classmethod
@@ -159,4 +168,6 @@ class RunResult:
             test_probs=[float(r["prob"]) for r in test],
             folds=folds,
             train_labels=meta.get("train_labels", {}),
+            attention=load_attention(folder),
+            attention_note=meta.get("attention"),
         )

@@ -1,0 +1,149 @@
+"""Grad-CAM attention: the tumour energy ratio on hand-made maps with known values, the MONAI wiring
+on a hand-made network whose Grad-CAM is known exactly, and the report's section and summary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cache_factory import write_cache
+from mgmt_audit.analysis.attention import (
+    RunAttention,
+    load_attention,
+    pooled_summary,
+    summarise_ratios,
+    tumour_energy_ratio,
+)
+from mgmt_audit.data.datasets import make_view
+from mgmt_audit.errors import AnalysisInputError
+from mgmt_audit.models.spec import Tap
+from mgmt_audit.train.attention import AttentionUnavailable, attention_maps, cam_layer, save_attention
+
+
+def test_ratio_of_a_hand_made_map():
+    mask = np.zeros((4, 4, 2), bool)
+    mask[:2, :2, 0] = True  # 4 of 32 voxels: share 1/8
+    cam = np.ones((4, 4, 2))
+    cam[mask] = 3.0  # inside 12 of 40: share 0.3
+    found = tumour_energy_ratio(cam, mask)
+    assert found.mask_share == pytest.approx(1 / 8)
+    assert found.energy_share == pytest.approx(0.3)
+    assert found.ratio == pytest.approx(2.4)
+    assert tumour_energy_ratio(np.full((4, 4, 2), 0.7), mask).ratio == pytest.approx(1.0)  # no preference
+    assert tumour_energy_ratio(mask * 5.0, mask).ratio == pytest.approx(8.0)  # all inside: 1 / share
+    assert tumour_energy_ratio(~mask * 1.0, mask).ratio == 0.0  # avoids the tumour
+
+
+def test_slices_are_summed_not_averaged():
+    # slice 0: strong map, all on the tumour; slice 1: weak map, none on it. Summed energies: inside
+    # 8 of 8 + 16 * 0.5 = 16 -> share 0.5; mask 2 of 32 voxels -> ratio 8 (the mean of per-slice
+    # ratios would be (16 + 0) / 2 = 8 too only by accident; here per-slice ratios are 16 and 0).
+    mask = np.zeros((4, 4, 2), bool)
+    mask[0, :2, 0] = True
+    cam = np.zeros((4, 4, 2))
+    cam[0, :2, 0] = 4.0
+    cam[:, :, 1] = 0.5
+    assert tumour_energy_ratio(cam, mask).ratio == pytest.approx((8 / 16) / (2 / 32))
+    cam[:, :, 1] = 1.5  # a stronger off-tumour slice pulls the patient's ratio down
+    assert tumour_energy_ratio(cam, mask).ratio == pytest.approx((8 / 32) / (2 / 32))
+
+
+def test_undefined_and_invalid_ratios():
+    mask = np.zeros((3, 3)), np.ones((3, 3))
+    assert np.isnan(tumour_energy_ratio(np.ones((3, 3)), mask[0]).ratio)  # no tumour scored
+    assert np.isnan(tumour_energy_ratio(np.zeros((3, 3)), mask[1]).ratio)  # nothing to attribute
+    with pytest.raises(AnalysisInputError):
+        tumour_energy_ratio(-np.ones((3, 3)), mask[1])
+    with pytest.raises(AnalysisInputError):
+        tumour_energy_ratio(np.ones((3, 3)), np.ones((3, 4)))
+
+
+def test_summary_is_median_and_iqr_over_defined_patients():
+    summary = summarise_ratios([1.0, 2.0, 3.0, 4.0, 5.0, float("nan")])
+    assert (summary.tumour_energy_ratio, summary.q25, summary.q75) == (3.0, 2.0, 4.0)
+    assert (summary.n_patients, summary.n_undefined) == (5, 1)
+    assert np.isnan(summarise_ratios([float("nan")]).tumour_energy_ratio)
+
+
+def _run(ids, ratios):
+    empty = np.zeros((0, 2, 2))
+    return RunAttention("layer", list(ids), np.zeros(len(ids), int), np.asarray(ratios, float), [], empty,
+                        empty.astype(np.uint8), empty)
+
+
+def test_seeds_are_averaged_per_patient_before_the_median():
+    pooled = pooled_summary([_run(["a", "b", "c"], [1.0, 2.0, 9.0]), _run(["a", "b", "c"], [3.0, 4.0, 1.0])])
+    assert pooled.tumour_energy_ratio == 3.0  # patient means 2, 3, 5
+    assert pooled.n_patients == 3
+
+
+class _Identity(nn.Module):
+    """logit = mean(conv(x)) + 10 with conv the identity: Grad-CAM of the predicted (positive) class at
+    ``conv`` is relu(x) / (number of voxels of one sample), exactly, at the input's resolution."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.conv = (nn.Conv2d if dims == 2 else nn.Conv3d)(1, 1, 1, bias=False)
+        nn.init.ones_(self.conv.weight)
+        self.feature_taps = {"conv": Tap("conv")}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(1).mean(1, keepdim=True) + 10.0
+
+
+@pytest.mark.parametrize("view", ["slices", "volume"])
+def test_monai_grad_cam_is_wired_to_the_mask_as_the_definition_says(tmp_path, view):
+    manifest = write_cache(tmp_path, patients=4, shape=(8, 8, 4), modalities=("FLAIR",))
+    ids = [p.id for p in manifest.patients]
+    model = _Identity(2 if view == "slices" else 3)
+    found = attention_maps(model, make_view(view, manifest, ids, modalities=["FLAIR"]), "toy", n_overlays=2)
+    assert found.layer == "conv" and found.ids == ids
+    for pid, ratio in zip(ids, found.ratios):
+        image = np.load(tmp_path / pid / "FLAIR.npy")
+        mask = np.load(tmp_path / pid / "mask.npy")
+        assert ratio == pytest.approx(tumour_energy_ratio(np.maximum(image, 0), mask).ratio, rel=1e-5)
+        assert ratio > 1.5  # the tumour is the bright part of these images
+    assert found.overlay_ids == [ids[1], ids[0]]  # label 1 first
+    assert found.overlay_cam.shape == found.overlay_mask.shape == found.overlay_image.shape == (2, 8, 8)
+    save_attention(found, tmp_path)
+    back = load_attention(tmp_path)
+    assert back.ids == ids and np.allclose(back.ratios, found.ratios) and back.layer == "conv"
+
+
+def test_the_target_layer_keeps_a_spatial_map(tmp_path):
+    from mgmt_audit.models import build
+
+    model = build("resnet18_2d", in_channels=1, spatial_size=(32, 32), widen_factor=0.125)
+    assert cam_layer(model, "resnet18_2d", (1, 32, 32)) == "layer2"  # layer3 2 x 2, layer4 1 x 1
+    assert cam_layer(model, "resnet18_2d", (1, 256, 256)) == "layer4"  # 8 x 8: the last block
+    with pytest.raises(AttentionUnavailable, match="tokens"):
+        cam_layer(model, "vit_3d", (1, 32, 32, 16))
+    manifest = write_cache(tmp_path, patients=4, shape=(8, 8, 4), modalities=("FLAIR",), masks=False)
+    with pytest.raises(AttentionUnavailable, match="no tumour mask"):
+        attention_maps(model, make_view("slices", manifest, ["00000"], modalities=["FLAIR"]), "resnet18_2d")
+
+
+def test_report_shows_the_ratio_and_summary_json_carries_it(tmp_path):
+    from mgmt_audit.report.build import ReportInput, build_report
+    from report_factory import synthetic_study
+
+    study = synthetic_study(tmp_path / "runs", "demo", "signal", 3.0, strength=1.0, configs=("toy",), seeds=2,
+                            null_trials=0)
+    rng = np.random.default_rng(0)
+    for number, trial in enumerate(study.trials):
+        ids = trial.result.ids[:4]
+        images = rng.random((2, 8, 8)).astype(np.float32)
+        save_attention(RunAttention("layer2", ids, np.array([1, 0, 1, 0]), np.array([2.0, 3.0, 4.0, 5.0]) + number,
+                                    ids[:2], images, (images > 0.5).astype(np.uint8), images), trial.artifacts)
+        del trial.__dict__["result"]  # read again, with the attention file
+    html = build_report(ReportInput("t", "", [study]), tmp_path / "out").read_text()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    attention = summary["configurations"][0]["attention"]
+    assert attention["tumour_energy_ratio"] == 4.0  # patient means 2.5, 3.5, 4.5, 5.5
+    assert (attention["q25"], attention["q75"], attention["n_patients"]) == (3.25, 4.75, 4)
+    assert "Where the models look (Grad-CAM)" in html and "4.00 [3.25, 4.75]" in html
+    assert "not a verdict" in html
