@@ -15,7 +15,10 @@ the energy lies inside; r < 1: it avoids the tumour.
 - 2D slice models: ``cam`` and ``mask`` stack the patient's scored slices (H, W, n_slices), each slice's
   map un-normalised (Grad-CAM's own scale), so the energies of all slices are summed into one patient
   ratio; the voxels scored are those of the slices scored. A slice where the model's map is larger
-  weighs more, as it does in the model's decision.
+  weighs more. The slices scored (:func:`mgmt_audit.train.attention.attention_maps`) are those that
+  show the tumour: each slice has its own decision and map, and on a slice without tumour the
+  question has no answer; scoring them too would make the ratio depend on how far the cached slab
+  extends beyond the tumour.
 
 A ratio is undefined (NaN) when the mask is empty in what was scored or the map is zero everywhere
 (nothing to attribute). The study-level summary (:func:`summarise_ratios`) is the median and the

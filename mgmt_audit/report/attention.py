@@ -17,7 +17,7 @@ from mgmt_audit.report.page import Section, details_block, figure_block, table_b
 RATIO_WORDS = (
     "Tumour energy ratio: the share of a Grad-CAM map's energy (the sum of its values) inside the tumour "
     "mask divided by the mask's share of the voxels scored (a 3D model: the volume; a 2D slice model: "
-    "its slices, energies summed over a patient's slices). 1 = no preference for the tumour, above 1 = "
+    "the slices that show the tumour, energies summed over them). 1 = no preference for the tumour, above 1 = "
     "the map concentrates on it, below 1 = it avoids it. Median [inter-quartile range] over the "
     "validation patients (each patient's ratio first averaged over the seeds). Grad-CAM (Selvaraju et "
     "al. 2017, MONAI's GradCAM) explains each sample's predicted class at the layer named; it is "

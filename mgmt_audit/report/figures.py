@@ -341,8 +341,8 @@ class OverlayRow:
 
 
 def attention_overlays(rows: Sequence[OverlayRow]) -> Figure:
-    """Grad-CAM overlays, one row per configuration: the slice in grey, the CAM on top (inferno,
-    half transparent, 0 to 1 of the patient's largest value), the tumour mask outlined in cyan."""
+    """Grad-CAM overlays, one row per configuration: the slice in grey, the CAM on top (inferno, more
+    opaque where larger, 0 to 1 of the patient's largest value), the tumour mask outlined in cyan."""
     columns = max(1, max(len(r.images) for r in rows))
     figure = new_figure(0.9 + 1.5 * columns, 0.3 + 1.55 * len(rows))
     axes = figure.subplots(len(rows), columns, squeeze=False)
@@ -356,8 +356,9 @@ def attention_overlays(rows: Sequence[OverlayRow]) -> Figure:
                 ax.set_axis_off()
                 continue
             ax.imshow(np.asarray(row.images[c]).T, cmap="gray", origin="lower", interpolation="nearest")
-            image = ax.imshow(np.asarray(row.cams[c]).T, cmap="inferno", alpha=0.5, vmin=0.0, vmax=1.0,
-                              origin="lower", interpolation="bilinear")
+            cam = np.clip(np.asarray(row.cams[c], dtype=float).T, 0.0, 1.0)
+            image = ax.imshow(cam, cmap="inferno", alpha=0.15 + 0.6 * cam, vmin=0.0, vmax=1.0,
+                              origin="lower", interpolation="nearest")
             mask = np.asarray(row.masks[c]).T.astype(float)
             if mask.any():
                 ax.contour(mask, levels=[0.5], colors="cyan", linewidths=1.0, origin="lower")

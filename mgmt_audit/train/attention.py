@@ -120,7 +120,8 @@ def attention_maps(model: nn.Module, view: CacheView, family: str, *, device: to
                    max_patients: int = MAX_PATIENTS, n_overlays: int = N_OVERLAYS) -> RunAttention:
     """Grad-CAM of ``model`` on the first ``max_patients`` patients of ``view`` (validation), each
     patient's tumour energy ratio (:func:`~mgmt_audit.analysis.attention.tumour_energy_ratio`: a
-    ``volume`` view's whole volume; a ``slices`` view's slices summed) and ``n_overlays`` overlays
+    ``volume`` view's whole volume; a ``slices`` view's slices that show the tumour, their energies
+    summed) and ``n_overlays`` overlays
     (label 1 first, alternating): the axial slice with the most tumour of the first channel, its mask
     and its CAM scaled to [0, 1] by the patient's largest CAM value.
     Raises AttentionUnavailable for another view, an unsupported family or patients without masks."""
@@ -140,15 +141,16 @@ def attention_maps(model: nn.Module, view: CacheView, family: str, *, device: to
     for patient, position in view.samples:
         positions_of.setdefault(patient, []).append(position)
     for patient in range(min(max_patients, len(view.patients))):
+        mask = np.asarray(view.mask(patient))
         positions = positions_of[patient]
+        if isinstance(view, SliceView):  # the slices that show the tumour (all, when none does)
+            positions = [z for z in positions if mask[:, :, z].any()] or positions
         x = np.stack([view.read(patient, p) for p in positions])  # (n, C, H, W) or (1, C, H, W, D)
         cam = grad_cam(model, torch.from_numpy(x).to(target), layer)
-        mask = np.asarray(view.mask(patient))
-        image = x[0, 0] if isinstance(view, VolumeView) else np.moveaxis(x[:, 0], 0, -1)
-        if isinstance(view, SliceView):  # (n, H, W) -> (H, W, n), the mask's scored slices
-            cam, mask = np.moveaxis(cam, 0, -1), mask[:, :, positions]
+        if isinstance(view, SliceView):  # (n, H, W) -> (H, W, n), beside the mask's scored slices
+            cam, mask, image = np.moveaxis(cam, 0, -1), mask[:, :, positions], np.moveaxis(x[:, 0], 0, -1)
         else:
-            cam = cam[0]
+            cam, image = cam[0], x[0, 0]
         ratios.append(tumour_energy_ratio(cam, mask).ratio)
         ids.append(view.patient_ids[patient])
         labels.append(int(view.labels[patient]))
