@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 MIN_CAM_CELLS = 4  # in-plane feature-map cells the target layer must keep
 MAX_PATIENTS = 64  # validation patients scored per run (the first in the view's order)
 N_OVERLAYS = 3  # overlays kept per run
+BATCH = 64  # slices per Grad-CAM pass (volumes: a sixteenth)
 UNSUPPORTED = {
     "vit_3d": "a ViT's activations are tokens, not a convolutional feature map Grad-CAM can weight",
     "fusion_resnet18": "two branches give two maps per sample; which one to score is not defined",
@@ -89,31 +90,43 @@ def cam_layer(model: nn.Module, family: str, sample_shape: tuple[int, ...]) -> s
     return fitting[-1]
 
 
+class GradCamScorer:
+    """Grad-CAM of each sample's predicted class at ``layer`` (MONAI ``GradCAM``, un-normalised), for
+    one model: it is copied once (MONAI's hooks stay on the module they are put on), in eval mode."""
+
+    def __init__(self, model: nn.Module, layer: str) -> None:
+        import torch
+        from monai.visualize import GradCAM
+        from torch import nn
+
+        class Explained(nn.Module):
+            def __init__(self, inner: nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+                self.sign: torch.Tensor | None = None
+
+            def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+                return self.inner(inputs).reshape(-1, 1) * self.sign
+
+        self._wrapped = Explained(copy.deepcopy(model)).eval()
+        self._cam = GradCAM(nn_module=self._wrapped, target_layers=f"inner.{layer}", postprocessing=lambda m: m)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        """``x`` (B, C, *spatial) -> float32 (B, *spatial), non-negative, in Grad-CAM's own units."""
+        import torch
+
+        with torch.no_grad():
+            self._wrapped.sign = torch.where(self._wrapped.inner(x).reshape(-1, 1) >= 0, 1.0, -1.0).to(x.dtype)
+        with warnings.catch_warnings():  # the input needs no gradient: the hook fires on the layer's output, as meant
+            warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+            maps = self._cam(x, class_idx=0)
+        return maps.detach()[:, 0].float().cpu().numpy()
+
+
 def grad_cam(model: nn.Module, x: torch.Tensor, layer: str) -> np.ndarray:
-    """Grad-CAM of each sample's predicted class at ``layer`` (MONAI ``GradCAM``, un-normalised):
-    ``x`` (B, C, *spatial) -> float32 (B, *spatial), non-negative, in Grad-CAM's own units. The model
-    is copied (MONAI's hooks stay on the module they are put on), in eval mode."""
-    import torch
-    from monai.visualize import GradCAM
-    from torch import nn
-
-    class Explained(nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-            self.sign: torch.Tensor | None = None
-
-        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-            return self.inner(inputs).reshape(-1, 1) * self.sign
-
-    wrapped = Explained(copy.deepcopy(model)).eval()
-    with torch.no_grad():
-        wrapped.sign = torch.where(wrapped.inner(x).reshape(-1, 1) >= 0, 1.0, -1.0).to(x.dtype)
-    cam = GradCAM(nn_module=wrapped, target_layers=f"inner.{layer}", postprocessing=lambda m: m)
-    with warnings.catch_warnings():  # the input needs no gradient: the hook fires on the layer's output, as meant
-        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
-        maps = cam(x, class_idx=0)
-    return maps.detach()[:, 0].float().cpu().numpy()
+    """Grad-CAM of each sample's predicted class at ``layer`` (see :class:`GradCamScorer`):
+    ``x`` (B, C, *spatial) -> float32 (B, *spatial)."""
+    return GradCamScorer(model, layer)(x)
 
 
 def attention_maps(model: nn.Module, view: CacheView, family: str, *, device: torch.device | str = "cpu",
@@ -136,25 +149,39 @@ def attention_maps(model: nn.Module, view: CacheView, family: str, *, device: to
             "masks (--layout brats-task1), or add the phantom's (mgmt_audit.data.phantom.add_phantom_masks)")
     layer = cam_layer(model, family, view.sample_shape)
     target = torch.device(device)
-    ratios, ids, labels, cams, masks, images = [], [], [], [], [], []
+    ratios, ids, labels, cams, images = [], [], [], [], []
     positions_of: dict[int, list[int]] = {}
     for patient, position in view.samples:
         positions_of.setdefault(patient, []).append(position)
+    scored, masks = [], []
     for patient in range(min(max_patients, len(view.patients))):
         mask = np.asarray(view.mask(patient))
         positions = positions_of[patient]
         if isinstance(view, SliceView):  # the slices that show the tumour (all, when none does)
             positions = [z for z in positions if mask[:, :, z].any()] or positions
-        x = np.stack([view.read(patient, p) for p in positions])  # (n, C, H, W) or (1, C, H, W, D)
-        cam = grad_cam(model, torch.from_numpy(x).to(target), layer)
+            mask = mask[:, :, positions]
+        scored.append(positions)
+        masks.append(mask)
+    samples = [(patient, p) for patient, positions in enumerate(scored) for p in positions]
+    scorer = GradCamScorer(model, layer)
+    inputs, maps = [], []
+    batch = BATCH if isinstance(view, SliceView) else max(1, BATCH // 16)
+    for start in range(0, len(samples), batch):
+        x = np.stack([view.read(patient, p) for patient, p in samples[start:start + batch]])
+        inputs.append(x[:, 0])
+        maps.append(scorer(torch.from_numpy(x).to(target)))
+    every_input, every_map = np.concatenate(inputs), np.concatenate(maps)
+    owner = np.asarray([patient for patient, _ in samples])
+    for patient, mask in enumerate(masks):
+        rows = owner == patient
         if isinstance(view, SliceView):  # (n, H, W) -> (H, W, n), beside the mask's scored slices
-            cam, mask, image = np.moveaxis(cam, 0, -1), mask[:, :, positions], np.moveaxis(x[:, 0], 0, -1)
+            cam, image = np.moveaxis(every_map[rows], 0, -1), np.moveaxis(every_input[rows], 0, -1)
         else:
-            cam, image = cam[0], x[0, 0]
+            cam, image = every_map[rows][0], every_input[rows][0]
         ratios.append(tumour_energy_ratio(cam, mask).ratio)
         ids.append(view.patient_ids[patient])
         labels.append(int(view.labels[patient]))
-        cams.append(cam), masks.append(mask), images.append(image)
+        cams.append(cam), images.append(image)
     chosen = _overlay_patients(labels, ratios, n_overlays)
     slices = [int(np.argmax(np.count_nonzero(masks[i], axis=(0, 1)))) for i in chosen]
     scale = [max(float(cams[i].max()), 1e-12) for i in chosen]
