@@ -54,7 +54,7 @@ class DemoPlan:
 
 
 QUICK = DemoPlan(cohorts=(Cohort("null", 0.0), Cohort("signal", 1.0)), patients=240,
-                 studies=("demo",), probe=False)
+                 studies=("demo",), probe=False, attention=False)
 FULL = DemoPlan(
     cohorts=(Cohort("null", 0.0), Cohort("weak", 0.25), Cohort("medium", 0.5), Cohort("signal", 1.0)),
     patients=240, studies=("demo", "resnet10_seeds"), probe=True,
@@ -125,7 +125,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         facts.setdefault(search, study_facts(study, safe_url(storage))[search])
 
     for cohort in plan.cohorts:
-        manifest = prepare_cohort(cohort, out / "work" / cohort.name, patients=plan.patients, log=log)
+        manifest = prepare_cohort(cohort, out / "work" / cohort.name, patients=plan.patients, log=log,
+                                  masks=plan.attention)
         manifests[cohort.name] = manifest
         log(format_summary(cohort.name, manifest.summary()))
         for spec in specs:
@@ -153,9 +154,10 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     return DemoResult(report, summary["verdicts"])
 
 
-def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print) -> Manifest:
+def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print, masks: bool = True) -> Manifest:
     """Write the phantom DICOM cohort into ``folder/raw``, ingest it into ``folder/cache`` and give
-    every patient the phantom's tumour mask (each step skipped when its output is already there)."""
+    with ``masks`` every patient the phantom's tumour mask (each step skipped when its output is
+    already there)."""
     from mgmt_audit.study.spec import preprocess_spec
     from mgmt_audit.data.ingest import ingest
     from mgmt_audit.data.phantom import add_phantom_masks, write_phantom_cohort
@@ -172,7 +174,7 @@ def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = pr
         log(f"[{cohort.name}] ingesting {raw} -> {cache}")
         manifest = ingest(raw, labels, cache, spec=preprocess_spec(PREPROCESS), modalities=MODALITIES,
                           dataset=None, exclude_flagged=False, workers=2, progress=False).manifest
-    if add_phantom_masks(manifest, signal=cohort.strength, seed=PHANTOM_SEED):
+    if masks and add_phantom_masks(manifest, signal=cohort.strength, seed=PHANTOM_SEED):
         log(f"[{cohort.name}] tumour masks (the phantom's segmentation on each FLAIR grid) added to {cache}")
     return manifest
 
