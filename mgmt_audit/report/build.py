@@ -21,6 +21,7 @@ from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.report import sections
 from mgmt_audit.report.collect import StudyRuns, load_study_runs
+from mgmt_audit.report.controls import controls_section, controls_summary, find_controls
 from mgmt_audit.report.groups import group_trials
 from mgmt_audit.report.keys import config_keys
 from mgmt_audit.report.page import render
@@ -60,6 +61,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     keys = config_keys(report.studies)
     runs = study_runs(report.studies, report.manifests)
     initialisation = sections.init_section(verdicts)
+    found = find_controls(verdicts, report.manifests)
     page = [
         sections.verdict_section(verdicts, keys),
         *([initialisation] if initialisation is not None else []),
@@ -67,6 +69,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
         sections.loss_section(groups, keys),
         sections.probes_section(probes, report.manifests, keys),
         sections.power_section(verdicts),
+        *([controls_section(found, verdicts)] if found.shown else []),  # with no manifest and no slice split: none
         sections.importance_section(report.studies, keys),
         sections.data_section(report.manifests),
         sections.reproducibility_section(reproducibility_facts(report), runs),
@@ -105,6 +108,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
             for s in report.studies
         ],
     }
+    summary.update(controls_summary(found))  # "leakage" and "confounds"
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=1, default=_plain))
     return out / REPORT_NAME
 
