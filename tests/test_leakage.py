@@ -63,7 +63,7 @@ def test_leak_demo_inflates_the_slice_split_on_the_null_phantom(tmp_path_factory
     instead of three, to keep the demo quick; on the FLAIR files `study run leak_demo --phantom 0`
     writes). The slice split's test AUC exceeds the patient split's by >= 0.2, the patient split is not
     `signal`, and the report marks the slice split as leaked, beside its patient-split twin. (On CPU a
-    seed repeats exactly, so this cohort's answer is fixed. Sizing: slice ~0.92 against patient ~0.63;
+    seed repeats exactly, so this cohort's answer is fixed. Sizing: slice 0.94 against patient 0.68;
     the patient split's null AUC on 26 test patients has SE 0.115, so a cohort draw would miss 0.2 about
     2 % of the time, not 1e-3: reaching that needs ~150 patients, too slow for the demo.)"""
     result, _ = quick_demo(tmp_path_factory)
