@@ -20,8 +20,9 @@ from mgmt_audit.report.build import ReportInput, build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HEADINGS = ("Verdicts", "Predicted probabilities by true label", "Training and validation loss",
-            "Layer probes (t-SNE)", "Planted-signal power curve", "Hyperparameters and trials", "Data",
-            "Reproducibility")
+            "Layer probes (t-SNE)", "Planted-signal power curve",
+            "Controls: slice-level leakage and acquisition confounds",  # the report has cohort caches
+            "Hyperparameters and trials", "Data", "Reproducibility")
 WIDTH, SCREEN = 1200, 900
 MAX_PAGES = 20
 # Measures the laid-out page (test instrumentation, added to a copy: the report itself runs no script).
