@@ -14,6 +14,13 @@ overrides each study's split; the report records it). Each cohort has its own Op
 ``<out>/work/<cohort>/runs/<study>.db``; a re-run reuses everything finished.
 The digits control (full plan only) is the ``mnist_control`` smoke study on the digits cohort that
 ``study run`` writes for it (:func:`mgmt_audit.study.data.digits_cohort`), at that profile's size.
+Two controls of what else scores above chance (both plans): the leakage pair, the ``leak_demo`` smoke
+study (the same 2D model split by patient and by slice, its own preprocessing; its three seeds, one in
+the quick plan, ``QUICK_LEAK``) on the FLAIR of its own S = 0 phantom (cohort ``leak``: the FLAIR files
+``study run leak_demo --profile smoke --phantom 0`` writes), and a cohort
+``confound`` of ``CONTROL_PATIENTS`` S = 0 patients with an acquisition confound (``--confound
+plane:0.9``), ingested only for the acquisition baseline that the report computes for every cohort's
+cache (no image model is trained on it).
 Trials run with one torch thread: on a shared 2-core machine more threads are many times slower.
 """
 
@@ -27,6 +34,7 @@ from pathlib import Path
 
 from mgmt_audit.analysis.verdict import DEFAULT_MARGIN
 from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
+from mgmt_audit.errors import ConfigError
 from mgmt_audit.study.spec import StudySpec
 
 Log = Callable[[str], None]
@@ -60,6 +68,10 @@ FULL = DemoPlan(
     patients=240, studies=("demo", "resnet10_seeds"), probe=True,
 )
 CONTROL_STUDY, CONTROL_COHORT = "mnist_control", "digits"
+LEAK_STUDY, LEAK_COHORT, CONFOUND_COHORT = "leak_demo", "leak", "confound"
+CONTROL_PATIENTS = 40  # patients of the confounded cohort
+CONFOUND = "plane:0.9"
+QUICK_LEAK = {"n_trials": 2, "seeds": {"count": 1}}  # the quick demo's leakage pair: one seed per split unit
 PROFILE = "smoke"
 PHANTOM_SEED = 0
 MATRIX = 48  # in-plane matrix of the phantom DICOM series (the models see 32 x 32 crops)
@@ -88,6 +100,7 @@ def demo_spec(name: str) -> StudySpec:
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log = print) -> DemoResult:
     """Write and ingest the cohorts, run every study of the plan on each (and, with probes, the
     MNIST-digits control), build the report."""
+    from mgmt_audit.study.data import PHANTOM_DEFAULTS
     from mgmt_audit.study.spec import load_study
     from mgmt_audit.report.build import ReportInput, build_report, study_facts
     from mgmt_audit.report.collect import load_study_runs
@@ -131,6 +144,18 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
         log(format_summary(cohort.name, manifest.summary()))
         for spec in specs:
             run(spec, cohort.name, manifest, strength=cohort.strength)
+    # the leakage pair: leak_demo's smoke profile (quick: one seed per split unit) on the FLAIR of its S = 0 phantom
+    leak_overrides = {"analysis": {"margin": DEMO_MARGIN}, **(QUICK_LEAK if quick else {})}
+    leak_spec, leak = load_study(LEAK_STUDY, PROFILE, overrides=leak_overrides), Cohort(LEAK_COHORT, 0.0)
+    phantom = {**PHANTOM_DEFAULTS, **leak_spec.data.get("phantom", {})}
+    if (int(phantom["matrix"]), int(phantom["seed"])) != (MATRIX, PHANTOM_SEED):
+        raise ConfigError(f"{LEAK_STUDY}'s smoke phantom {phantom} is not written as the demo's cohorts "
+                          f"(matrix {MATRIX}, seed {PHANTOM_SEED}): align them")
+    manifests[leak.name] = prepare_cohort(leak, out / "work" / leak.name, patients=int(phantom["patients"]), log=log,
+                                          preprocess=leak_spec.preprocess)
+    run(leak_spec, leak.name, manifests[leak.name], attention=False, strength=leak.strength)  # no masks
+    manifests[CONFOUND_COHORT] = prepare_cohort(Cohort(CONFOUND_COHORT, 0.0), out / "work" / CONFOUND_COHORT,
+                                                patients=CONTROL_PATIENTS, log=log, confound=CONFOUND)
     if plan.probe:
         control = load_study(CONTROL_STUDY, PROFILE)
         manifest = prepare_control(control, out / "work" / CONTROL_COHORT / "runs", log)
@@ -154,25 +179,29 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     return DemoResult(report, summary["verdicts"])
 
 
-def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print, masks: bool = True) -> Manifest:
-    """Write the phantom DICOM cohort into ``folder/raw``, ingest it into ``folder/cache`` and give
-    with ``masks`` every patient the phantom's tumour mask (each step skipped when its output is
-    already there)."""
+def prepare_cohort(cohort: Cohort, folder: Path, *, patients: int, log: Log = print, confound: str | None = None,
+                   preprocess: dict | None = None, raw: Path | None = None, masks: bool = False) -> Manifest:
+    """Write the phantom DICOM cohort (FLAIR) into ``raw`` (default ``folder/raw``), with the acquisition
+    ``confound`` (e.g. ``"plane:0.9"``) when given, ingest it into ``folder/cache`` at ``preprocess``
+    (default ``PREPROCESS``) and, with ``masks``, give every patient the phantom's tumour mask (the
+    demo's phantom settings only); each step is skipped when its output is already there."""
     from mgmt_audit.study.spec import preprocess_spec
     from mgmt_audit.data.ingest import ingest
-    from mgmt_audit.data.phantom import add_phantom_masks, write_phantom_cohort
+    from mgmt_audit.data.phantom import Confound, add_phantom_masks, write_phantom_cohort
 
-    raw, cache = folder / "raw", folder / "cache"
+    raw, cache = raw or folder / "raw", folder / "cache"
     labels = raw / "train_labels.csv"
     if not labels.is_file():
-        log(f"[{cohort.name}] writing {patients} phantom patients, planted signal S = {cohort.strength:g}")
+        log(f"[{cohort.name}] writing {patients} phantom patients, planted signal S = {cohort.strength:g}"
+            + (f", acquisition confound {confound}" if confound else ""))
         write_phantom_cohort(raw, patients=patients, signal=cohort.strength, seed=PHANTOM_SEED,
-                             matrix=MATRIX, workers=2, modalities=MODALITIES)
+                             matrix=MATRIX, workers=2, modalities=MODALITIES,
+                             confound=None if confound is None else Confound.parse(confound))
     if (cache / MANIFEST_NAME).is_file():
         manifest = Manifest.load(cache)
     else:
         log(f"[{cohort.name}] ingesting {raw} -> {cache}")
-        manifest = ingest(raw, labels, cache, spec=preprocess_spec(PREPROCESS), modalities=MODALITIES,
+        manifest = ingest(raw, labels, cache, spec=preprocess_spec(preprocess or PREPROCESS), modalities=MODALITIES,
                           dataset=None, exclude_flagged=False, workers=2, progress=False).manifest
     if masks and add_phantom_masks(manifest, signal=cohort.strength, seed=PHANTOM_SEED):
         log(f"[{cohort.name}] tumour masks (the phantom's segmentation on each FLAIR grid) added to {cache}")

@@ -23,18 +23,34 @@ def demo(tmp_path_factory):
 
 def test_quick_demo_finds_the_planted_signal_and_excludes_the_margin_on_the_null(demo):
     result, _, _ = demo
-    assert result.verdicts == {"null": "no_signal", "signal": "signal"}
+    assert {k: result.verdicts[k] for k in ("null", "signal")} == {"null": "no_signal", "signal": "signal"}
+    assert result.verdicts["leak"] != "signal"  # the leakage pair's cohort has no signal: its answer splits patients
     summary = json.loads(result.report.with_name("summary.json").read_text())
     assert summary["verdicts"] == result.verdicts and summary["margin"] == 0.65
-    assert {s["cohort"]: s["planted_strength"] for s in summary["studies"]} == {"null": 0.0, "signal": 1.0}
-    assert all(s["null_trials"] >= 1 for s in summary["studies"])
-    for cohort in summary["cohorts"]:
+    assert {s["cohort"]: s["planted_strength"] for s in summary["studies"]} == {"null": 0.0, "signal": 1.0,
+                                                                                 "leak": 0.0}
+    assert all(s["null_trials"] >= 1 for s in summary["studies"] if s["cohort"] != "leak")
+    for cohort in (c for c in summary["cohorts"] if c["cohort"] != "leak"):
         answer = cohort["answers"][0]
         assert answer["design"] == "held-out test" and cohort["status"] == "right"
         assert answer["estimate"]["n_pos"] + answer["estimate"]["n_neg"] == 96
         assert answer["estimate"]["n_runs"] == 2  # the selected configuration's two seeds, judged together
     null = summary["cohorts"][0]["answers"][0]
     assert null["ci_high"] < 0.65 and null["bound_words"].startswith("AUC >= 0.65 excluded")
+
+
+def test_quick_demo_shows_the_leakage_pair_and_the_acquisition_baseline(demo):
+    result, _, _ = demo
+    summary = json.loads(result.report.with_name("summary.json").read_text())
+    [pair] = summary["leakage"]
+    assert pair["cohort"] == "leak" and pair["slice_configuration"].endswith("(split_unit=slice)")
+    assert pair["slice_auc"] > pair["patient_auc"], pair
+    baselines = {c["cache"]: c for c in summary["confounds"]}
+    assert set(baselines) == {"null", "signal", "leak", "confound"}
+    assert baselines["confound"]["verdict"] == "signal" and baselines["confound"]["auc"] >= 0.75
+    assert all(baselines[c]["auc"] < 0.75 and baselines[c]["verdict"] != "signal" for c in ("null", "signal", "leak"))
+    html = result.report.read_text()
+    assert "Slice-level leakage" in html and "Acquisition baseline beside the image models" in html
 
 
 def test_quick_demo_stays_within_its_time_budget(demo):
@@ -51,4 +67,4 @@ def test_demo_command_prints_the_report_path(demo, capsys):
     assert main(["demo", "--quick", "--out", str(result.report.parent)]) == 0
     out = capsys.readouterr().out
     assert f"report: {result.report}" in out
-    assert "null -> no_signal" in out and "signal -> signal" in out
+    assert "null -> no_signal" in out and "signal -> signal" in out and "leak -> " in out

@@ -21,6 +21,7 @@ from mgmt_audit.report.build import ReportInput, build_report
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HEADINGS = ("Verdicts", "Predicted probabilities by true label", "Training and validation loss",
             "Layer probes (t-SNE)", "Where the models look (Grad-CAM)", "Planted-signal power curve",
+            "Controls: slice-level leakage and acquisition confounds",  # the report has cohort caches
             "Hyperparameters and trials", "Data", "Reproducibility")
 WIDTH, SCREEN = 1200, 900
 MAX_PAGES = 20

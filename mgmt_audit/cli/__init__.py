@@ -14,7 +14,7 @@ import sys
 from mgmt_audit import __version__
 from mgmt_audit.errors import MgmtAuditError
 
-COMMAND_MODULES: list[str] = ["audit", "ingest", "study", "phantom", "report", "demo"]
+COMMAND_MODULES: list[str] = ["audit", "ingest", "study", "phantom", "confounds", "report", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,14 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "test set), ingest them, run the smoke profiles of the demo and resnet10_seeds studies over "
             "seeds with label-permutation nulls and layer probes, plus the MNIST-digits control, and "
             "build one report judged at margin 0.65: no_signal where nothing was planted, signal where "
-            "it was. CPU only, under 10 minutes on 2 cores (--quick: under 3); a re-run reuses "
+            "it was. Both plans add two controls: the leakage pair (the leak_demo study, one 2D model split "
+            "by patient and by slice, on a 40-patient S = 0 cohort 'leak') and the acquisition baseline of "
+            "every cohort, with a 40-patient cohort 'confound' whose FLAIR plane follows the label "
+            "(plane:0.9). CPU only, under 10 minutes on 2 cores (--quick: under 3); a re-run reuses "
             "finished work."
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("reports/demo"),
                         help="report folder; work files go to OUT/work (default: reports/demo)")
     parser.add_argument("--quick", action="store_true",
-                        help="null and signal cohorts, the demo study only, no probes or digits control "
+                        help="null and signal cohorts, the demo study only (and the two controls), no probes "
+                             "or digits control "
                              "(under 3 minutes on 2 CPU cores; default: the full demo)")
     parser.set_defaults(func=_demo)
 

@@ -42,21 +42,27 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--start-id", type=int, default=0, help="first patient ID (default: 0)")
     parser.add_argument("--workers", type=int, default=2, help="processes writing patients (default: 2)")
+    parser.add_argument(
+        "--confound", metavar="plane:P",
+        help="plant an acquisition confound: label-1 patients' FLAIR acquired sagittal with probability P, "
+        "label-0 patients' with 1 - P (otherwise axial or coronal); e.g. plane:0.9 (default: none)",
+    )
     parser.set_defaults(func=_phantom)
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    from mgmt_audit.data.phantom import write_phantom_cohort
+    from mgmt_audit.data.phantom import Confound, write_phantom_cohort
 
     start = time.perf_counter()
+    confound = None if args.confound is None else Confound.parse(args.confound)
     cohort = write_phantom_cohort(
         args.out, patients=args.patients, signal=args.signal, shape=args.shape, seed=args.seed, nifti=args.nifti,
-        matrix=args.matrix, workers=args.workers, start_id=args.start_id,
+        matrix=args.matrix, workers=args.workers, start_id=args.start_id, confound=confound,
     )
     methylated = sum(cohort.labels.values())
     print(
         f"wrote {len(cohort.labels)} patients ({methylated} methylated), signal {args.signal:g}, shape {args.shape:g}, "
-        f"seed {args.seed}, matrix {args.matrix}, in {time.perf_counter() - start:.1f} s"
+        f"seed {args.seed}, matrix {args.matrix}{f', confound {confound}' if confound else ''}, in {time.perf_counter() - start:.1f} s"
     )
     print(f"  DICOM:  {cohort.root / 'train'}")
     print(f"  labels: {cohort.labels_csv}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -195,6 +195,19 @@ class CacheView(ABC):
                 f"images are {self.grid}: re-run `mgmt-audit ingest`"
             )
         return np.count_nonzero(np.asarray(mask), axis=(0, 1))
+
+    def keep_samples(self, positions: Collection[tuple[str, int]]) -> None:
+        """Keep only the samples at ``positions``, (patient ID, view position) pairs: one side of a
+        slice-level split (:func:`mgmt_audit.data.splits.split_samples`, which leaks). Raises
+        CohortError when a patient of the view keeps no sample (build the view over the patients
+        that have samples on this side)."""
+        wanted = set(positions)
+        kept = [(i, z) for i, z in self.samples if (self.patient_ids[i], z) in wanted]
+        empty = sorted(set(self.patient_ids) - {self.patient_ids[i] for i, _ in kept})
+        if empty:
+            raise CohortError(f"patients {empty[:5]} keep no sample on this side of the slice split: "
+                              "build the view over the patients with samples on it")
+        self.samples = kept
 
     @property
     def sample_patient(self) -> np.ndarray:

@@ -66,7 +66,7 @@ _TAGS = {
         "ImagePositionPatient", "PixelSpacing", "SliceThickness", "SpacingBetweenSlices",
         "RescaleSlope", "RescaleIntercept", "SamplesPerPixel", "Rows", "Columns", "BitsAllocated",
         "BitsStored", "PixelRepresentation", "PixelData", "PhotometricInterpretation", "EchoNumbers",
-        "TemporalPositionIdentifier", "AcquisitionNumber", "Manufacturer",
+        "TemporalPositionIdentifier", "AcquisitionNumber", "Manufacturer", "MagneticFieldStrength",
     )
 }
 
@@ -80,6 +80,8 @@ class Volume:
     normal: np.ndarray  # (3,) unit RAS slice normal (row cosine x column cosine)
     series_uid: str
     skipped: tuple[str, ...] = ()  # "file: reason" for files of the folder that are not images
+    manufacturer: str | None = None  # Manufacturer of the first slice; None when absent
+    field_strength: float | None = None  # MagneticFieldStrength (T) of the first slice; None when absent
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -156,6 +158,8 @@ class _Slice:
     image_type: str  # ImageType
     temporal: str  # TemporalPositionIdentifier
     acquisition: str  # AcquisitionNumber
+    manufacturer: str = ""  # Manufacturer (an acquisition fact, not a person's)
+    field_strength: float | None = None  # MagneticFieldStrength, tesla
 
 
 def classify_plane(normal: np.ndarray) -> str:
@@ -250,6 +254,8 @@ def read_series(path: str | Path) -> Volume:
         normal=LPS_TO_RAS[:3, :3] @ normal,
         series_uid=first.series_uid,
         skipped=tuple(skipped),
+        manufacturer=first.manufacturer or None,
+        field_strength=first.field_strength,
     )
 
 
@@ -367,6 +373,8 @@ def _read_slice(path: Path, folder: Path) -> _Slice:
         image_type=header.text("ImageType"),
         temporal=header.text("TemporalPositionIdentifier"),
         acquisition=header.text("AcquisitionNumber"),
+        manufacturer=header.text("Manufacturer").strip(),
+        field_strength=next(iter(_numbers_or_none(header, "MagneticFieldStrength") or []), None),
     )
 
 

@@ -133,6 +133,7 @@ def write_series(
     rescale: tuple[float, float] | None = None,
     rng: np.random.Generator | None = None,
     order: int = 1,
+    scanner: tuple[str, float] | None = None,
 ) -> list[Path]:
     """Sample ``array`` on ``geometry`` and write ``folder/Image-<n>.dcm``, one file per slice.
 
@@ -140,6 +141,7 @@ def write_series(
     ``file_order="shuffled"`` makes the file numbers unrelated to position. ``rescale`` is the
     (slope, intercept) to store; None picks (1, 0) for integer data that fits uint16, else maps the
     value range onto 0..65535. ``rng`` drives shuffles and UIDs (deterministic output when given).
+    ``scanner``: (Manufacturer, MagneticFieldStrength in tesla) to write; None writes neither.
     Returns the written paths in slice-normal order.
     """
     if instance_order not in ("ascending", "descending", "shuffled"):
@@ -161,6 +163,8 @@ def write_series(
 
     series_uid = series_uid or _uid(rng)
     ds = _template(geometry, patient_id, series_description, series_uid, study_uid or _uid(rng), rng)
+    if scanner is not None:
+        ds.Manufacturer, ds.MagneticFieldStrength = scanner[0], _ds(scanner[1])
     ds.RescaleSlope = _ds(slope)
     ds.RescaleIntercept = _ds(intercept)
     normal = geometry.normal

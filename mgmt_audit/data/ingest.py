@@ -169,6 +169,8 @@ def _source_record(modality: str, volume: Volume, n_slices: int) -> SeriesRecord
         n_slices=n_slices,
         source_spacing=[round(float(s), 4) for s in volume.spacing],
         source_shape=list(volume.array.shape),
+        manufacturer=volume.manufacturer,
+        field_strength=volume.field_strength,
         skipped=list(volume.skipped),
     )
 

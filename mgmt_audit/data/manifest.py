@@ -34,6 +34,8 @@ class SeriesRecord:
     n_slices: int | None = None
     source_spacing: list[float] | None = None  # source voxel size in mm, RAS axis order
     source_shape: list[int] | None = None  # RAS axis order, before preprocessing
+    manufacturer: str | None = None  # DICOM Manufacturer, when the header has it (an acquisition fact)
+    field_strength: float | None = None  # DICOM MagneticFieldStrength in tesla, when the header has it
     target_spacing: list[float] | None = None  # cached voxel size in mm (R, A, S)
     affine: list[list[float]] | None = None  # cached array's voxel -> RAS+ mm, 4 x 4
     shape: list[int] | None = None  # cached array shape (H, W, D), axial slices last

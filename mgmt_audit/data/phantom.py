@@ -29,7 +29,15 @@ coronal and oblique (axial, coronal or sagittal tilted 4-12 degrees) 20 % each; 
 220-250 mm on a square ``matrix``; slice spacing 4-7.5 mm, 20-48 slices covering the head;
 InstanceNumber ascending (50 %), descending (35 %) or shuffled (15 %), starting at 1 (30 %) or
 2-299; file names shuffled against position for 15 % of series; a scanner gain of 600-1500 stored
-as uint16 with slope 1. UIDs derive from the seed, so the same seed gives byte-identical files.
+as uint16 with slope 1. UIDs derive from the seed, so the same seed gives byte-identical files. Each
+patient's scanner (Manufacturer one of three vendors, MagneticFieldStrength 1.5 or 3 T) comes from a
+stream of its own, independent of the label.
+
+Acquisition confound (``confound=Confound("plane", P)``, ``--confound plane:P``): a label-1 patient's
+FLAIR is acquired sagittal with probability P and a label-0 patient's with 1 - P (otherwise axial or
+coronal), drawn from a confound stream of its own, so the images carry no tumour signal with S = 0 and
+every other draw is as without the confound; an acquisition-only model then predicts the label (the
+control of ``mgmt-audit confounds``).
 """
 
 from __future__ import annotations
@@ -65,9 +73,45 @@ MAX_SHAPE = 2.0  # keeps every radius positive (lobe_factor)
 DEFAULT_MATRIX = 64
 BRATS_NAMES = {"FLAIR": "flair", "T1w": "t1", "T1wCE": "t1ce", "T2w": "t2"}
 # Independent random streams: np.random.default_rng([seed, stream, ...]).
-_LABELS, _ANATOMY, _ACQUISITION, _WRITER, _SHAPE = 1, 2, 3, 4, 5
+_LABELS, _ANATOMY, _ACQUISITION, _WRITER, _SHAPE, _SCANNER, _CONFOUND = 1, 2, 3, 4, 5, 6, 7
+MANUFACTURERS = ("SIEMENS", "GE MEDICAL SYSTEMS", "Philips")  # vendors as DICOM headers spell them
+FIELD_STRENGTHS = (1.5, 3.0)  # tesla
+CONFOUND_KINDS = ("plane",)
+CONFOUND_PLANE = "sagittal"  # the plane a plane confound ties to label 1
 _HEAD_EXTENT_MM = np.array([170.0, 205.0, 180.0])  # head size along R, A, S (brain + 12 mm shell)
 _NORMAL_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+@dataclass(frozen=True)
+class Confound:
+    """An acquisition confound planted in a phantom: with ``kind`` "plane", a label-1 patient's FLAIR
+    is acquired sagittal with probability ``p`` and a label-0 patient's with 1 - ``p``."""
+
+    kind: str
+    p: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONFOUND_KINDS:
+            raise ConfigError(f"confound kind must be one of {list(CONFOUND_KINDS)}, got {self.kind!r}",
+                              parameter="confound")
+        if not 0.0 <= self.p <= 1.0:
+            raise ConfigError(f"confound probability must be in [0, 1], got {self.p}", parameter="confound")
+
+    @classmethod
+    def parse(cls, text: str) -> Confound:
+        """``"plane:0.9"`` -> Confound("plane", 0.9); ConfigError (parameter ``confound``) otherwise."""
+        kind, sep, value = str(text).partition(":")
+        try:
+            p = float(value)
+        except ValueError:
+            p = None
+        if not sep or p is None:
+            raise ConfigError(f"confound must look like plane:P with P in [0, 1] (e.g. plane:0.9), got {text!r}",
+                              parameter="confound")
+        return cls(kind.strip(), p)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.p:g}"
 
 
 class SyntheticPatient(NamedTuple):
@@ -158,6 +202,7 @@ def write_phantom_cohort(
     start_id: int = 0,
     modalities: Sequence[str] = MODALITIES,
     shape: float = 0.0,
+    confound: Confound | None = None,
 ) -> PhantomCohort:
     """Write ``out/train/<id>/<modality>/Image-<n>.dcm`` and ``out/train_labels.csv`` (Kaggle layout).
 
@@ -165,7 +210,8 @@ def write_phantom_cohort(
     the patient's 2 mm RAS grid (all four contrasts). Patients are written by a pool of ``workers``
     processes. ``modalities`` limits the DICOM series written; a subset gives the same files for the
     modalities it keeps as the full set does (every random draw is still made). ``shape`` plants the
-    lobulation signal (module docstring).
+    lobulation signal (module docstring). ``confound`` plants an acquisition confound (see the module
+    docstring); None: acquisition independent of the label.
     """
     from tqdm import tqdm
 
@@ -177,7 +223,7 @@ def write_phantom_cohort(
     if unknown or not modalities:
         raise ConfigError(f"modalities must be a non-empty subset of {list(MODALITIES)}, got {list(modalities)}")
     kept = tuple(m for m in MODALITIES if m in modalities)
-    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti, kept, shape) for pid, lab in zip(ids, labels)]
+    jobs = [(pid, int(lab), signal, seed, out, matrix, nifti, kept, shape, confound) for pid, lab in zip(ids, labels)]
     load_atlas()  # once here: forked workers inherit it
     results = tqdm(_run_jobs(jobs, workers), total=patients, desc="phantom patients", unit="patient", disable=None)
     centres = dict(results)
@@ -224,10 +270,10 @@ def _check_arguments(out: Path, patients: int, signal: float, matrix: int, worke
 
 def _write_patient(
     pid: int, label: int, signal: float, seed: int, out: Path, matrix: int, nifti: bool,
-    modalities: tuple[str, ...] = MODALITIES, shape: float = 0.0,
+    modalities: tuple[str, ...] = MODALITIES, shape: float = 0.0, confound: Confound | None = None,
 ) -> tuple[str, tuple[float, float, float]]:
     """Synthesize one patient and write its DICOM series of ``modalities`` (and, with ``nifti``, its
-    four NIfTI contrasts); return its tumour centre."""
+    four NIfTI contrasts), with ``confound`` when given; return its tumour centre."""
     from pydicom.uid import generate_uid
 
     from mgmt_audit.data.dicom_writer import plane_geometry, write_series
@@ -239,8 +285,12 @@ def _write_patient(
     head_centre = patient.affine[:3, :3] @ (np.array(patient.seg.shape) - 1) / 2 + patient.affine[:3, 3]
     study_uid = generate_uid(entropy_srcs=["mgmt-audit phantom study", str(seed), name])
     gains = {}
+    scanner_rng = np.random.default_rng([seed, _SCANNER, pid])
+    scanner = (str(scanner_rng.choice(MANUFACTURERS)), float(scanner_rng.choice(FIELD_STRENGTHS)))
     for k, modality in enumerate(MODALITIES):
         plane, tilt_deg, tilt_axis = _draw_plane(rng)
+        if confound is not None and modality == "FLAIR":
+            plane, tilt_deg, tilt_axis = _confounded_plane(confound, label, np.random.default_rng([seed, _CONFOUND, pid]))
         spacing = round(rng.uniform(4.0, 7.5) * 2) / 2
         coverage = _HEAD_EXTENT_MM[_NORMAL_AXIS[plane]] * rng.uniform(0.95, 1.05)
         geometry = plane_geometry(
@@ -273,6 +323,7 @@ def _write_patient(
             file_order=file_order,
             rescale=(1.0, 0.0),
             rng=np.random.default_rng([seed, _WRITER, pid, k]),
+            scanner=scanner,
         )
     if nifti:
         _write_brats(out / "brats", name, patient, gains)
@@ -300,6 +351,14 @@ def _draw_plane(rng: np.random.Generator) -> tuple[str, float, str]:
     in_plane_axes = [a for i, a in enumerate("xyz") if i != _NORMAL_AXIS[plane]]
     tilt = rng.uniform(4.0, 12.0) * rng.choice([-1.0, 1.0])
     return plane, float(tilt), str(rng.choice(in_plane_axes))
+
+
+def _confounded_plane(confound: Confound, label: int, rng: np.random.Generator) -> tuple[str, float, str]:
+    """The FLAIR plane under a plane confound: sagittal with probability p (label 1) or 1 - p (label 0),
+    else axial or coronal; never tilted."""
+    if rng.random() < (confound.p if label == 1 else 1.0 - confound.p):
+        return CONFOUND_PLANE, 0.0, "x"
+    return str(rng.choice(["axial", "coronal"])), 0.0, "x"
 
 
 def _jitter(centre_mm: np.ndarray, rng: np.random.Generator) -> np.ndarray:

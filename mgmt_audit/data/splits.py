@@ -6,6 +6,10 @@ labels, the seed and the fraction, so every fold, seed and configuration of a st
 same test patients, which search and early stopping never see. Splitting works on patient IDs, never
 on samples, so every slice or crop of a patient lands on the same side. scikit-learn does the
 stratification (``train_test_split``, ``StratifiedKFold``).
+
+:func:`split_samples` is the exception, there only to demonstrate what it does wrong: a slice-level
+split (``split_unit = "slice"``) pools every patient's samples and splits them, so slices of one patient
+sit on both sides and a network can score validation slices by recognising the patient.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 from mgmt_audit.errors import ConfigError
 
 K_FOLD_CHOICES = (3, 5)
+PATIENT, SLICE = "patient", "slice"
+SPLIT_UNITS = (PATIENT, SLICE)  # slice: leaks, for demonstrating the leak only
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Split:
     fold: int | None
     test: tuple[str, ...] = ()
     test_fraction: float = 0.0
+    unit: str = PATIENT  # SLICE: samples were split, so a patient may sit on several sides (a leak)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -88,6 +95,48 @@ def split_patients(
     train, val = _dev_split(pairs, len(ids), split_seed, val_fraction, k_folds, fold)
     return Split(tuple(train), tuple(val), split_seed, None if k_folds else val_fraction, k_folds,
                  fold if k_folds else None, tuple(test), test_fraction)
+
+
+def split_samples(
+    samples: Sequence[tuple[str, int]],
+    labels: Sequence[int],
+    *,
+    split_seed: int,
+    val_fraction: float,
+    test_fraction: float = 0.0,
+) -> dict[str, tuple[tuple[str, int], ...]]:
+    """A slice-level split, which leaks (``split_unit = "slice"``; only to demonstrate the leak).
+
+    ``samples``: (patient ID, position) of every sample (e.g. every axial slice), ``labels`` (n,) their
+    patients' labels. The samples are pooled and split at random, stratified by label, into
+    ``"train"``, ``"val"`` and ``"test"`` holding about 1 - ``val_fraction`` - ``test_fraction``,
+    ``val_fraction`` and ``test_fraction`` of them (each side sorted), so most patients have samples on
+    every side. The same samples and seed give the same split, whatever their order. Raises
+    ConfigError for repeated samples, one class, or fractions that leave a side too small.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if len(samples) != len(labels):
+        raise ConfigError(f"slice split: {len(samples)} samples but {len(labels)} labels")
+    if len(set(samples)) != len(samples):
+        raise ConfigError("slice split: samples repeat; each (patient, position) must appear once")
+    if not (0.0 < val_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
+        raise ConfigError(f"slice split: val_fraction {val_fraction} and test_fraction {test_fraction} must "
+                          "be in (0, 1) and [0, 1) and leave samples to train on", parameter="val_fraction")
+    pairs = sorted(zip(samples, (int(y) for y in labels)))
+    _check_classes(pairs, "the samples")
+    n = len(pairs)
+    n_test, n_val = round(test_fraction * n), round(val_fraction * n)
+    if n_val < 2 or (test_fraction > 0 and n_test < 2) or n - n_val - n_test < 2:
+        raise ConfigError(f"slice split: {n} samples are too few for validation {val_fraction} and test "
+                          f"{test_fraction}: use more patients or slices", parameter="val_fraction")
+    test: list[tuple[tuple[str, int], int]] = []
+    if n_test:
+        pairs, test = train_test_split(pairs, test_size=n_test, stratify=[y for _, y in pairs],
+                                       random_state=split_seed)
+    train, val = train_test_split(pairs, test_size=n_val, stratify=[y for _, y in pairs], random_state=split_seed)
+    return {side: tuple(sorted(s for s, _ in chosen)) for side, chosen in
+            (("train", train), ("val", val), ("test", test))}
 
 
 def _check_classes(pairs: Sequence[tuple[str, int]], what: str) -> None:

@@ -22,6 +22,7 @@ from mgmt_audit.data.manifest import MANIFEST_NAME, Manifest
 from mgmt_audit.report import sections
 from mgmt_audit.report.attention import attention_of, attention_section, summary_entry
 from mgmt_audit.report.collect import StudyRuns, load_study_runs
+from mgmt_audit.report.controls import controls_section, controls_summary, find_controls
 from mgmt_audit.report.groups import group_trials
 from mgmt_audit.report.keys import config_keys
 from mgmt_audit.report.page import render
@@ -62,6 +63,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     runs = study_runs(report.studies, report.manifests)
     initialisation = sections.init_section(verdicts)
     attention, attention_notes = attention_of(groups)
+    controls = find_controls(verdicts, report.manifests)
     page = [
         sections.verdict_section(verdicts, keys),
         *([initialisation] if initialisation is not None else []),
@@ -70,6 +72,7 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
         sections.probes_section(probes, report.manifests, keys),
         attention_section(attention, attention_notes, keys),
         sections.power_section(verdicts),
+        *([controls_section(controls, verdicts)] if controls.shown else []),  # with no manifest and no slice split: none
         sections.importance_section(report.studies, keys),
         sections.data_section(report.manifests),
         sections.reproducibility_section(reproducibility_facts(report), runs),
@@ -110,9 +113,10 @@ def build_report(report: ReportInput, out: str | Path) -> Path:
     }
     by_config = {(a.group.study.name, a.group.study.cohort, a.group.config): a for a in attention}
     for entry in summary["configurations"]:
-        found = by_config.get((entry["study"], entry["cohort"], entry["configuration"]))
-        if found is not None:
-            entry["attention"] = summary_entry(found)
+        seen = by_config.get((entry["study"], entry["cohort"], entry["configuration"]))
+        if seen is not None:
+            entry["attention"] = summary_entry(seen)
+    summary.update(controls_summary(controls))  # "leakage" and "confounds"
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=1, default=_plain))
     return out / REPORT_NAME
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mgmt_audit.analysis.verdict import HELD_OUT_TEST, OUT_OF_FOLD, VALIDATION, Run
+from mgmt_audit.data.splits import SLICE
 from mgmt_audit.report.collect import StudyRuns, TrialRun
 from mgmt_audit.train.result import RunResult
 
@@ -63,6 +64,12 @@ class Group:
     def val_auc(self) -> float:
         """Mean validation AUC over the seeds: what the search ranks configurations by."""
         return float(np.mean([r.val_auc for r in self.results]))
+
+    @property
+    def leaked(self) -> bool:
+        """True when the runs split slices, not patients (``split_unit = "slice"``): slices of one
+        patient were trained on and evaluated, so the AUC measures recognising patients (a leak)."""
+        return any(r.split.unit == SLICE for r in self.results)
 
     @property
     def positive_share(self) -> float:

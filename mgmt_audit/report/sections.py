@@ -81,7 +81,8 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
         [[cv.group.study.cohort, _key(cv, keys), cv.verdict.estimate.n_runs, cv.group.val_auc,
           f"{cv.verdict.auc:.3f} [{cv.verdict.ci_low:.3f}, {cv.verdict.ci_high:.3f}]",
           f"{min(cv.verdict.estimate.run_aucs):.3f}–{max(cv.verdict.estimate.run_aucs):.3f}",
-          null_words(cv.verdict.pipeline_null), Cell(cv.verdict.verdict, "verdict-neutral")]
+          null_words(cv.verdict.pipeline_null),
+          Cell(cv.verdict.verdict + (" (leaked: slice split)" if cv.group.leaked else ""), "verdict-neutral")]
          for cv in verdicts.configurations],
         title="By configuration",
         note=("Each verdict is adjusted for the studies run on its cohort (or, judged on the validation "

@@ -109,7 +109,8 @@ def judge_report(
         answers = []
         for name in studies:
             in_study = [g for g in members if g.study.name == name]
-            best = max(in_study, key=lambda g: g.val_auc)
+            # a slice-split (leaked) configuration is never a study's answer while a patient-split one ran
+            best = max([g for g in in_study if not g.leaked] or in_study, key=lambda g: g.val_auc)
             for group in in_study:
                 control = None if group.study.control else control_separability
                 result = ConfigurationVerdict(

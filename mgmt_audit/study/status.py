@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from mgmt_audit.data.splits import PATIENT
 from mgmt_audit.study.storage import StudyPair, null_study_name
 
 
@@ -28,6 +29,7 @@ class TrialRow:
     fail_reason: str | None  # FAIL for a reason of its own (final): why
     duplicate_of: str | None  # a re-proposed configuration, told FAIL without running
     note: str | None  # why it failed, that it was retried or is a retry, or that it never ran
+    split_unit: str = PATIENT  # "slice": its slices were split, not its patients (a leak, for demonstrating it)
 
 
 def retries(trials: Sequence[Any]) -> dict[int, int]:
@@ -59,6 +61,7 @@ def trial_note(trial: Any, retried_as: dict[int, int]) -> str | None:
 def trial_rows(pair: StudyPair) -> list[TrialRow]:
     """Every trial of the pair: the main study's, then the null study's."""
     rows = []
+    fixed_unit = str(pair.user_attrs.get("spec", {}).get("train", {}).get("split_unit", PATIENT))
     for study in pair.studies():
         trials = study.get_trials(deepcopy=False)
         retried_as = retries(trials)
@@ -73,6 +76,7 @@ def trial_rows(pair: StudyPair) -> list[TrialRow]:
                 artifacts=attrs.get("artifacts") if trial.state.name == "COMPLETE" else None,
                 fail_reason=attrs.get("fail_reason") if trial.state.name == "FAIL" else None,
                 duplicate_of=attrs.get("duplicate_of"), note=trial_note(trial, retried_as),
+                split_unit=str(trial.params.get("split_unit", fixed_unit)),
             ))
     return rows
 
@@ -103,6 +107,8 @@ def format_table(rows: Sequence[TrialRow], header: dict[str, Any]) -> str:
     ]
     for row in rows:
         auc = "" if row.val_auc is None else f"{row.val_auc:.3f}"
+        if row.split_unit != PATIENT and "split_unit" not in row.params:
+            row = replace(row, params={**row.params, "split_unit": row.split_unit})
         params = " ".join(f"{k}={v}" for k, v in row.params.items())
         seed = "" if row.seed is None else row.seed
         number = f"n{row.number}" if row.null else str(row.number)

@@ -7,7 +7,7 @@ from typing import Any
 
 from mgmt_audit.data.datasets import Augment, view_params
 from mgmt_audit.data.manifest import MODALITIES
-from mgmt_audit.data.splits import K_FOLD_CHOICES
+from mgmt_audit.data.splits import K_FOLD_CHOICES, SLICE, SPLIT_UNITS
 from mgmt_audit.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -23,6 +23,8 @@ class TrainConfig:
     early stopping; ``split_seed`` None means the manifest's. ``test_fraction`` of the patients are
     held out as the test set (0: none); ``val_fraction`` of them validate (search, early stopping),
     or with ``k_folds`` every development patient is scored out-of-fold. ``amp`` applies on CUDA only.
+    ``split_unit`` ``"slice"`` splits the slices instead of the patients (the ``slices`` view, no
+    ``k_folds``): a leak, there only to demonstrate it; reports mark such runs as leaked.
     """
 
     model: str
@@ -44,6 +46,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     k_folds: int | None = None
     split_seed: int | None = None
+    split_unit: str = "patient"
     num_workers: int = 0
     amp: bool = False
 
@@ -118,6 +121,12 @@ class TrainConfig:
             raise bad(f"k_folds must be one of {list(K_FOLD_CHOICES)} or absent, got {self.k_folds}")
         if self.k_folds is None and not 0 < self.val_fraction < 1:
             raise bad(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.split_unit not in SPLIT_UNITS:
+            raise bad(f"split_unit must be one of {list(SPLIT_UNITS)}, got {self.split_unit!r}")
+        if self.split_unit == SLICE and (self.view != "slices" or self.k_folds is not None):
+            raise bad(f"split_unit 'slice' (a leak, for demonstrating it) splits the samples of the 'slices' "
+                      f"view with a holdout: use view 'slices' and no k_folds (got view {self.view!r}, "
+                      f"k_folds {self.k_folds})")
         if not 0 <= self.test_fraction < 1 or (self.k_folds is None and self.val_fraction + self.test_fraction >= 1):
             raise bad(f"test_fraction must be in [0, 1) and leave training patients beside val_fraction, "
                       f"got test_fraction {self.test_fraction} with val_fraction {self.val_fraction}")

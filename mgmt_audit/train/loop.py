@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import numpy as np
 from mgmt_audit.analysis.attention import RunAttention
 from mgmt_audit.data.datasets import CacheView, make_view
 from mgmt_audit.data.manifest import Manifest
-from mgmt_audit.data.splits import Split, split_patients
+from mgmt_audit.data.splits import SLICE, Split, split_patients, split_samples
 from mgmt_audit.errors import CohortError, ConfigError, TrialFailure
 from mgmt_audit.train.config import TrainConfig
 from mgmt_audit.train.devices import resolve_device
@@ -64,6 +64,27 @@ def config_splits(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, in
             f"k_folds {config.k_folds}): {exc}", parameter="val_fraction",
         ) from exc
     return label_of, splits
+
+
+def slice_split(config: TrainConfig, manifest: Manifest, label_of: dict[str, int]
+                ) -> tuple[Split, dict[str, frozenset[tuple[str, int]]]]:
+    """The slice-level split of ``split_unit = "slice"`` (a leak, for demonstrating it): every sample of
+    the config's view over the patients ``label_of`` split by :func:`split_samples`. Returns the
+    :class:`Split` (``unit`` slice; each side lists the patients with samples on it, so they overlap)
+    and each side's (patient ID, position) samples. Raises TrialFailure (parameter ``val_fraction``)
+    when the samples cannot be split so."""
+    view = make_view(config.view, manifest, sorted(label_of), modalities=config.modalities, **config.view_params)
+    samples = [(view.patient_ids[i], z) for i, z in view.samples]
+    split_seed = manifest.split_seed if config.split_seed is None else config.split_seed
+    try:
+        sides = split_samples(samples, [label_of[pid] for pid, _ in samples], split_seed=split_seed,
+                              val_fraction=config.val_fraction, test_fraction=config.test_fraction)
+    except ConfigError as exc:
+        raise TrialFailure(f"degenerate slice split: {exc}", parameter="val_fraction") from exc
+    patients = {side: tuple(sorted({pid for pid, _ in chosen})) for side, chosen in sides.items()}
+    split = Split(patients["train"], patients["val"], split_seed, config.val_fraction, None, None,
+                  patients["test"], config.test_fraction, unit=SLICE)
+    return split, {side: frozenset(chosen) for side, chosen in sides.items()}
 
 
 def config_split(config: TrainConfig, manifest: Manifest) -> tuple[dict[str, int], Split]:
@@ -125,6 +146,10 @@ def fit(
     manifest = data if isinstance(data, Manifest) else Manifest.load(data)
     target = resolve_device(device)
     label_of, splits = config_splits(config, manifest)
+    positions = None
+    if config.split_unit == SLICE:
+        sliced, positions = slice_split(config, manifest, label_of)
+        splits = [sliced]
     split = splits[0]
     development = sorted(set(split.train) | set(split.val))
     train_label = dict(label_of)
@@ -138,7 +163,8 @@ def fit(
     with deterministic(target.type == "cpu"):
         parts = [
             _fit_one(config, manifest, part, train_label, seed, target, use_amp, probe, progress,
-                     fold=fold if config.k_folds else None, attention=attention and fold == 0)
+                     fold=fold if config.k_folds else None, attention=attention and fold == 0,
+                     positions=positions)
             for fold, part in enumerate(splits)
         ]
     val = [(pid, label, float(prob), fold) for fold, part in enumerate(parts)
@@ -175,18 +201,24 @@ def fit(
 
 def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label: dict[str, int], seed: int,
              target: Any, use_amp: bool, probe: bool, progress: Progress | None, fold: int | None,
-             attention: bool = False) -> _Part:
+             attention: bool = False, positions: dict[str, frozenset[tuple[str, int]]] | None = None) -> _Part:
     """Train one model on ``split.train`` (labels from ``train_label``), early-stopped on ``split.val``;
-    score ``split.val`` and ``split.test`` with the kept weights."""
+    score ``split.val`` and ``split.test`` with the kept weights. ``positions`` (a slice-level split):
+    each side's (patient ID, position) samples, the only ones its view keeps."""
     import torch
 
     seed_everything(seed if fold is None else derived_seed(seed, f"fold-{fold}"))
     common = {"modalities": config.modalities, **config.view_params}
-    train_view = make_view(
-        config.view, manifest, split.train, labels=[train_label[i] for i in split.train],
-        augment=config.augment, seed=derived_seed(seed, "augment"), **common,
-    )
-    val_view = make_view(config.view, manifest, split.val, **common)
+
+    def side_view(side: str, ids: Sequence[str], **kwargs: Any) -> CacheView:
+        view = make_view(config.view, manifest, ids, **common, **kwargs)
+        if positions is not None:
+            view.keep_samples(positions[side])
+        return view
+
+    train_view = side_view("train", split.train, labels=[train_label[i] for i in split.train],
+                           augment=config.augment, seed=derived_seed(seed, "augment"))
+    val_view = side_view("val", split.val)
     model = _build_model(config, train_view).to(target)
     optimizer = _optimizer(config, model)
     scheduler = _scheduler(config, optimizer)
@@ -229,7 +261,7 @@ def _fit_one(config: TrainConfig, manifest: Manifest, split: Split, train_label:
         model.load_state_dict(best["state"])
     test_probs = None
     if split.test:
-        test_view = make_view(config.view, manifest, split.test, **common)
+        test_view = side_view("test", split.test)
         test_loader = make_loader(test_view, device=target, shuffle=False, **loading)
         test_probs = _evaluate(model, test_loader, target, use_amp)[1]
     features = _probe(model, val_loader, target) if probe else None
