@@ -127,3 +127,15 @@ def test_literature_cli_text_and_json(capsys, tmp_path):
                    'metrics = { accuracy = "0.9" }\nevaluation = "hold-out"\nunit = "patient"\nsize = 3\n')
     code, _, err = _run(capsys, ["audit-claim", "--literature", str(bad)])
     assert code == 2 and "bad.toml" in err and "size" in err and "(option --literature)" in err
+
+
+def test_a_selection_adjusted_lower_bound_is_labelled_so(capsys):
+    # A newcomer read "90% interval (Hanley–McNeil) [0.450, 0.681]" for AUC 0.59 on 61/56 best of 10 trials as
+    # the plain interval; the plain Hanley–McNeil interval (over the rounding span) is [0.499, 0.681], 0.450 the Šidák-adjusted bound.
+    _, plain, _ = _run(capsys, ["audit-claim", "--auc", "0.59", "--n-pos", "61", "--n-neg", "56"])
+    _, best, _ = _run(capsys, ["audit-claim", "--auc", "0.59", "--n-pos", "61", "--n-neg", "56",
+                               "--trials-tried", "10"])
+    assert "90% interval (Hanley–McNeil)  [0.499, 0.681]" in plain and "Šidák-adjusted" not in plain
+    assert "90% interval (Hanley–McNeil, lower bound Šidák-adjusted for 10 trials)  [0.450, 0.681]" in best
+    assert "interval (lower bound Šidák-adjusted for 10) [0.450, 0.681]" in best  # the evidence sentence
+    assert "[0.450, 0.681] (its lower bound Šidák-adjusted for the best of 10 trials)" in best  # the review

@@ -97,3 +97,11 @@ def test_a_bad_confound_is_refused_naming_the_option(text, tmp_path, capsys):
 def test_a_modality_the_cache_lacks_is_refused_naming_the_option(caches, capsys):
     assert main(["confounds", str(caches["plain"]), "--modalities", "T1w"]) == 2
     assert "--modalities" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", ["cache", "cache/manifest.json"])
+def test_a_missing_cache_names_the_folder_to_ingest_into(given, tmp_path, capsys):
+    # `confounds /tmp/nowhere2/cache` once told the user to ingest into /tmp/nowhere2, which fails again
+    assert main(["confounds", str(tmp_path / given)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {tmp_path / 'cache'}` first" in err

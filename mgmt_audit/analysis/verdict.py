@@ -539,8 +539,9 @@ def _sentence(ev: Evidence, est: Estimate, test: ChanceTest, null: PipelineNull 
               words: str) -> str:
     what = f"mean AUC of {est.n_runs} runs" if est.n_runs > 1 else "AUC"
     level = round(100 * (1 - 2 * ev.alpha))
-    parts = [f"{ev.design}: {what} {est.auc:.3f}, {level}% interval [{est.ci_low:.3f}, {est.ci_high:.3f}] "
-             f"on {est.n_pos} positive / {est.n_neg} negative"]
+    adjusted = f" (lower bound Šidák-adjusted for {ev.selection})" if ev.selection > 1 else ""
+    parts = [f"{ev.design}: {what} {est.auc:.3f}, {level}% interval{adjusted} [{est.ci_low:.3f}, "
+             f"{est.ci_high:.3f}] on {est.n_pos} positive / {est.n_neg} negative"]
     chance = f"p = {test.p_value:.3g} against chance ({test.method})"
     if ev.selection > 1:
         chance += (f", {test.p_value_adjusted:.3g} after selection among {ev.selection} (Šidák; "

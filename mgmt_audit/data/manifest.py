@@ -155,7 +155,8 @@ class Manifest:
             path = path / MANIFEST_NAME
         if not path.is_file():
             raise CohortError(
-                f"no manifest at {path}: run `mgmt-audit ingest ROOT --labels CSV --out {path.parent}` first"
+                f"no manifest at {path}: run `mgmt-audit ingest ROOT --labels CSV --out "
+                f"{path.parent if path.name == MANIFEST_NAME else path}` first"
             )
         try:
             data = json.loads(path.read_text())

@@ -78,7 +78,9 @@ def explain(result: ClaimResult) -> str:
         low, high = i.metrics[AUC].rounded
         text += (f" The printed AUC {i.metrics[AUC].text} (a true value in [{low:.4g}, {high:.4g}]) on {est.n_pos} "
                  f"positive and {est.n_neg} negative cases has the {level}% Hanley–McNeil interval "
-                 f"[{est.ci_low:.3f}, {est.ci_high:.3f}]")
+                 f"[{est.ci_low:.3f}, {est.ci_high:.3f}]"
+                 + (f" (its lower bound Šidák-adjusted for the best of {i.trials_tried} trials)"
+                    if i.trials_tried > 1 else ""))
         if result.null_band is not None:
             band = result.null_band
             text += (f"; with no information in the images one run would land in [{band[0]:.3f}, {band[1]:.3f}] "
@@ -138,7 +140,8 @@ def format_claim(result: ClaimResult) -> str:
     v = result.auc_verdict
     if v is not None:
         est = v.estimate
-        lines += [f"  {level}% interval (Hanley–McNeil)  [{est.ci_low:.3f}, {est.ci_high:.3f}]",
+        adjusted = f", lower bound Šidák-adjusted for {i.trials_tried} trials" if i.trials_tried > 1 else ""
+        lines += [f"  {level}% interval (Hanley–McNeil{adjusted})  [{est.ci_low:.3f}, {est.ci_high:.3f}]",
                   f"  p vs chance (one-sided)       {v.test.p_value:.3g}"]
         if i.trials_tried > 1:
             lines += [f"  p after best-of-N selection   {v.test.p_value_adjusted:.3g}",
