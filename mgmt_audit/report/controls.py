@@ -27,6 +27,7 @@ from mgmt_audit.data.controls import DATASET as DIGITS_DATASET
 from mgmt_audit.data.manifest import Manifest
 from mgmt_audit.errors import MgmtAuditError
 from mgmt_audit.report.page import Cell, Section, table_block
+from mgmt_audit.report.sections import auc_interval
 from mgmt_audit.report.verdicts import ConfigurationVerdict, ReportVerdicts
 
 STATUS_CSS = {"leaked": "verdict-wrong"}
@@ -108,11 +109,6 @@ def find_controls(verdicts: ReportVerdicts, manifests: Mapping[str, Manifest]) -
     return Controls(tuple(leak_pairs(verdicts)), tuple(baselines(manifests, verdicts.margin)))
 
 
-def _auc(cv: ConfigurationVerdict) -> str:
-    v = cv.verdict
-    return f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]"
-
-
 def controls_section(found: Controls, verdicts: ReportVerdicts) -> Section:
     """Leakage pairs side by side, then the acquisition baseline beside each cohort's image-model answer."""
     section = Section("controls", "Controls: slice-level leakage and acquisition confounds", intro=(
@@ -124,8 +120,8 @@ def controls_section(found: Controls, verdicts: ReportVerdicts) -> Section:
         section.blocks.append(table_block(
             ["cohort", "study", "seeds", "split by patient: AUC [90%]", "verdict", "split by slice: AUC [90%]",
              "verdict", "slice − patient"],
-            [[p.cohort, p.study, p.slice.verdict.estimate.n_runs, _auc(p.patient),
-              Cell(p.patient.verdict.verdict, "verdict-neutral"), _auc(p.slice),
+            [[p.cohort, p.study, p.slice.verdict.estimate.n_runs, auc_interval(p.patient.verdict),
+              Cell(p.patient.verdict.verdict, "verdict-neutral"), auc_interval(p.slice.verdict),
               Cell(f"{p.slice.verdict.verdict} (leaked)", STATUS_CSS["leaked"]), f"{p.auc_gap:+.3f}"]
              for p in found.pairs],
             title="Slice-level leakage: the same model split by patient and by slice",
@@ -137,13 +133,12 @@ def controls_section(found: Controls, verdicts: ReportVerdicts) -> Section:
     rows = []
     for row in found.baselines:
         image = cohorts.get(row.cache, only)
-        image_words = "–" if image is None else f"{image.lead.auc:.3f} [{image.lead.ci_low:.3f}, " \
-                                                f"{image.lead.ci_high:.3f}] {image.verdict}"
+        image_words = "–" if image is None else f"{auc_interval(image.lead)} {image.verdict}"
         if row.baseline is None:
             rows.append([row.cache, None, row.why, None, None, image_words])
             continue
         b = row.baseline
-        rows.append([row.cache, f"{b.n_pos} / {b.n_neg}", f"{b.auc:.3f} [{b.ci_low:.3f}, {b.ci_high:.3f}]",
+        rows.append([row.cache, f"{b.n_pos} / {b.n_neg}", auc_interval(b),
                      Cell(b.verdict.verdict, "verdict-neutral"),
                      "; ".join(f"{w.feature} {w.weight:+.2f}" for w in b.weights[:3]), image_words])
     if rows:

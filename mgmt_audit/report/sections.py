@@ -13,6 +13,7 @@ import numpy as np
 
 from mgmt_audit.analysis.bimodality import kde_curves
 from mgmt_audit.analysis.chance_loss import label_entropy
+from mgmt_audit.analysis.confounds import ConfoundBaseline
 from mgmt_audit.analysis.verdict import Bimodality, PipelineNull, Verdict
 from mgmt_audit.data.controls import DATASET as DIGITS_DATASET
 from mgmt_audit.data.manifest import Manifest
@@ -25,6 +26,11 @@ from mgmt_audit.report.page import Cell, Section, details_block, figure_block, t
 from mgmt_audit.report.probing import StudyProbe
 from mgmt_audit.report.provenance import StudyRun, merged
 from mgmt_audit.report.verdicts import ConfigurationVerdict, ReportVerdicts
+
+
+def auc_interval(v: Verdict | ConfoundBaseline) -> str:
+    """An AUC with its 90 % interval as the report's tables print it: ``0.680 [0.518, 0.843]``."""
+    return f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]"
 
 MAX_PANELS = 8  # seed runs shown per configuration in the probability histograms
 MIN_IMPORTANCE_TRIALS = 6
@@ -46,7 +52,7 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
         v = c.lead
         rows.append([
             c.cohort, None if c.strength is None else f"{c.strength:g}", f"{v.estimate.n_pos} / {v.estimate.n_neg}",
-            v.design, f"{margin:g}", f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}]",
+            v.design, f"{margin:g}", auc_interval(v),
             Cell(c.verdict, STATUS_CSS.get(c.status or "", "verdict-neutral")), v.bound_words, c.expected])
     section.blocks.append(table_block(
         ["cohort", "planted S", "n (pos / neg)", "evaluated on", "margin", "AUC [90% interval]", "verdict",
@@ -79,7 +85,7 @@ def verdict_section(verdicts: ReportVerdicts, keys: ConfigKeys) -> Section:
         ["cohort", "key", "seeds", "validation AUC", "evaluation AUC [90%]", "seed AUCs (min–max)",
          "label-permutation null", "verdict"],
         [[cv.group.study.cohort, _key(cv, keys), cv.verdict.estimate.n_runs, cv.group.val_auc,
-          f"{cv.verdict.auc:.3f} [{cv.verdict.ci_low:.3f}, {cv.verdict.ci_high:.3f}]",
+          auc_interval(cv.verdict),
           f"{min(cv.verdict.estimate.run_aucs):.3f}–{max(cv.verdict.estimate.run_aucs):.3f}",
           null_words(cv.verdict.pipeline_null),
           Cell(cv.verdict.verdict + (" (leaked: slice split)" if cv.group.leaked else ""), "verdict-neutral")]
@@ -115,7 +121,7 @@ def init_section(verdicts: ReportVerdicts) -> Section | None:
         rest = config_label(family, {k: v for k, v in params.items() if k != INIT_KEY})
         v = cv.verdict
         cells.setdefault((cv.group.study.cohort, cv.group.study.name, rest), {})[init] = Cell(
-            f"{v.auc:.3f} [{v.ci_low:.3f}, {v.ci_high:.3f}] {v.verdict}", "verdict-neutral")
+            f"{auc_interval(v)} {v.verdict}", "verdict-neutral")
     if not cells:
         return None
     inits.sort(key=lambda init: init != INIT_SCRATCH)  # scratch first, the others as the trials drew them
