@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mgmt_audit.analysis.confounds import acquisition_table, confound_baseline
+from mgmt_audit.analysis.confounds import acquisition_table, confound_baseline, out_of_fold_scores
+from mgmt_audit.analysis.verdict import OUT_OF_FOLD, Evidence, Run, judge
 from mgmt_audit.cli import main
 from mgmt_audit.data.ingest import ingest
 from mgmt_audit.data.manifest import Manifest, PatientRecord, SeriesRecord
@@ -105,3 +106,22 @@ def test_a_missing_cache_names_the_folder_to_ingest_into(given, tmp_path, capsys
     assert main(["confounds", str(tmp_path / given)]) == 2
     err = capsys.readouterr().err
     assert f"--out {tmp_path / 'cache'}` first" in err
+
+
+def test_the_baseline_is_centred_at_chance_when_the_labels_are_permuted(caches):
+    """Calibration: the plain cohort's acquisition with its labels permuted 60 times (so nothing can
+    predict them). Pooled out-of-fold AUCs of a cross-validated model are centred at 0.5 (an in-sample
+    fit would read ~0.7 here); on 40 patients their sd is ~0.11, so a mean outside 0.5 +- 0.06 (4 sd of
+    the mean of 60) has probability < 1e-4 under correct code. The verdict is judged on each: `signal`
+    has size 0.05, and more than 10 of 60 has probability ~1e-4 (binomial)."""
+    table = acquisition_table(Manifest.load(caches["plain"]))
+    rng = np.random.default_rng(2026)
+    aucs, signals = [], 0
+    for draw in range(60):
+        labels = rng.permutation(table.labels)
+        scores = out_of_fold_scores(table, labels, folds=5, seed=draw)
+        verdict = judge(Evidence("null", runs=[Run(labels, scores)], design=OUT_OF_FOLD))
+        aucs.append(verdict.auc)
+        signals += verdict.verdict == "signal"
+    assert abs(np.mean(aucs) - 0.5) < 0.06, np.mean(aucs)
+    assert signals <= 10, signals

@@ -82,3 +82,24 @@ def test_leak_demo_inflates_the_slice_split_on_the_null_phantom(tmp_path_factory
     assert summary["cohorts"][0]["answers"][0]["configuration"].endswith("(split_unit=patient)")
     html = (out / "index.html").read_text()
     assert "Slice-level leakage" in html and "(leaked)" in html
+
+
+def test_leak_demo_runs_both_split_units_on_every_seed(tmp_path):
+    """leak_demo's grid sampler gives each split unit its three seeds, nothing twice (the real worker
+    loop with a trainer that does not train; the grid sampler once failed there with KeyError
+    'grid_id', and a random sampler over two choices re-proposed configurations)."""
+    from study_helpers import FakeTrainer
+
+    from mgmt_audit.study.spec import load_study
+    from mgmt_audit.study.storage import load_existing_study
+    from mgmt_audit.study.worker import RunOptions, run_study
+
+    spec = load_study("leak_demo", "smoke")
+    url = f"sqlite:///{tmp_path / 'leak_demo.db'}"
+    assert spec.sampler == "grid"
+    counts = run_study(spec, RunOptions(storage=url, runs_dir=tmp_path, n_trials=spec.n_trials, heartbeat=1, threads=1,
+                                        progress=False), train=FakeTrainer(), log=lambda line: None)
+    assert counts == {"COMPLETE": 6}
+    trials = load_existing_study("leak_demo", url).main.trials
+    assert sorted((t.params["split_unit"], t.user_attrs["seed"]) for t in trials) == [
+        (unit, seed) for unit in ("patient", "slice") for seed in spec.seeds]

@@ -50,9 +50,9 @@ The four outcomes
    exclude the margin cannot yield it (one run needs about 20 patients per class to exclude 0.65
    even when its AUC is exactly 0.5).
 4. ``inconclusive``: anything else, saying what cannot be excluded ("cannot exclude AUC up to 0.81"),
-   including: an interval wholly below 0.5 (worse than chance: inverted labels or a bug), every run
-   predicting one value, a failed positive control, and a pipeline null too small to decide whose
-   p sits at its floor ("run at least 19 null trials").
+   including: an interval wholly below 0.5 (worse than chance: one null cohort in 20, or inverted
+   labels, or a bug), every run predicting one value, a failed positive control, and a pipeline null
+   too small to decide whose p sits at its floor ("run at least 19 null trials").
 The evaluation design (held-out test, out-of-fold, the search's own validation set, a prediction file,
 a printed number) is stated with every verdict; studies split train / validation / test at patient
 level and judge on the test patients that search and early stopping never saw.

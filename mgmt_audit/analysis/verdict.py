@@ -468,8 +468,10 @@ def decide(
         return INCONCLUSIVE, ("every run predicts one value for all patients: a collapsed model says "
                               "nothing about the images")
     if ci_high < 0.5:
-        return INCONCLUSIVE, ("AUC below 0.5 beyond its interval: worse than chance, which points to "
-                              "inverted labels or a pipeline bug, not to the absence of a signal")
+        return INCONCLUSIVE, (f"AUC below 0.5 beyond its interval (upper bound {ci_high:.3f}): worse than "
+                              f"chance, which chance alone does about once in {round(1 / alpha)} null "
+                              "cohorts and inverted labels or a pipeline bug do more often; it shows "
+                              "neither a signal nor its absence")
     test_beyond = p_value_adjusted <= alpha
     bound_beyond = ci_low > 0.5
     null_blocks = null is not None and null.usable and null.p_value_adjusted > alpha

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mgmt_audit.data.manifest import Manifest
+from mgmt_audit.data.splits import SLICE
 from mgmt_audit.report.collect import StudyRuns
 
 
@@ -41,9 +42,13 @@ def study_runs(studies: Sequence[StudyRuns], manifests: Mapping[str, Manifest]) 
     manifest when the report has it, else from the study's recorded spec."""
     out = []
     for study in studies:
-        run = next((t.result for t in study.finished if not t.null), None)
-        if run is None:
+        runs = [t.result for t in study.finished if not t.null]
+        if not runs:
             continue
+        # the header describes a patient-level split when there is one: a slice split (a leak,
+        # e.g. leak_demo) puts the same patients on every side, so its counts are stated apart
+        run = next((r for r in runs if r.split.unit != SLICE), runs[0])
+        leaked = next((r for r in runs if r.split.unit == SLICE), None)
         config, attrs = run.config, study.attrs
         spec = attrs.get("spec", {})
         manifest = manifests.get(study.cohort)
@@ -64,7 +69,7 @@ def study_runs(studies: Sequence[StudyRuns], manifests: Mapping[str, Manifest]) 
             seeds="seeds " + ", ".join(str(s) for s in sorted({t.seed for t in study.trials
                                                             if not t.null and t.seed is not None})),
             trials=f"{len(study.trials)} trials ({nulls} label-permutation null)",
-            split=_split(run.split),
+            split=_split(run.split) + (_slice_split(leaked.split) if leaked is not None and leaked is not run else ""),
         ))
     return out
 
@@ -102,9 +107,20 @@ def _training(config: Mapping[str, Any]) -> str:
 
 def _split(split: Any) -> str:
     """The patients of one run's split, counted."""
+    if split.unit == SLICE:
+        return _slice_split(split).removeprefix("; ")
     if split.k_folds:
         return f"{split.k_folds}-fold cross-validation ({len(split.train) + len(split.val)} patients)"
     sides = [f"{len(split.train)} train", f"{len(split.val)} validation"]
     if split.test:
         sides.append(f"{len(split.test)} held-out test")
     return " / ".join(sides) + " patients"
+
+
+def _slice_split(split: Any) -> str:
+    """A slice-level split stated as what it is: the slices of every patient pooled and split, so
+    the sides share patients (their counts overlap and do not add up)."""
+    patients = len(set(split.train) | set(split.val) | set(split.test))
+    return (f"; slice split (leaked): the slices of {patients} patients pooled and split, so "
+            f"{len(split.train)}, {len(split.val)} and {len(split.test)} of them have slices in train, "
+            "validation and held-out test")
