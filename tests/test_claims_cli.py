@@ -139,3 +139,22 @@ def test_a_selection_adjusted_lower_bound_is_labelled_so(capsys):
     assert "90% interval (Hanley–McNeil, lower bound Šidák-adjusted for 10 trials)  [0.450, 0.681]" in best
     assert "interval (lower bound Šidák-adjusted for 10) [0.450, 0.681]" in best  # the evidence sentence
     assert "[0.450, 0.681] (its lower bound Šidák-adjusted for the best of 10 trials)" in best  # the review
+
+
+def test_counts_and_bad_numbers_read_as_a_person_would_write_them(capsys):
+    """Found by a newcomer: "misses by 1 units", "1 matrices"; --auc 1.5 answered with "or as a fraction
+    (0.015)" as if an AUC of 0.015 were meant; --class-sizes 5,5 with --classes 3 accepted silently."""
+    from mgmt_audit.words import counted
+
+    assert [counted(1, "matrix"), counted(2, "matrix"), counted(1.0000001, "unit", fmt=".3g"),
+            counted(1.5, "digit", fmt=".3g"), counted(1, "patient")] == [
+        "1 matrix", "2 matrices", "1 unit", "1.5 digits", "1 patient"]
+    assert main(["audit-claim", "--accuracy", "0.8", "--n-pos", "1", "--n-neg", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "misses by 1 unit of the last printed digit" in out and "1 units" not in out
+    assert main(["audit-claim", "--auc", "1.5", "--n-pos", "10", "--n-neg", "10"]) == 2
+    assert "if it was printed as a percentage, write its sign (1.5%, i.e. 0.015)" in capsys.readouterr().err
+    assert main(["audit-claim", "--auc", "150", "--n-pos", "10", "--n-neg", "10"]) == 2
+    assert "cannot exceed 1, nor a percentage 100%" in capsys.readouterr().err
+    assert main(["audit-claim", "--accuracy", "0.8", "--class-sizes", "5,5", "--classes", "3"]) == 2
+    assert "classes = 3 but 2 class sizes were given" in capsys.readouterr().err

@@ -35,6 +35,7 @@ from mgmt_audit.analysis.verdict import (
 )
 from mgmt_audit.atomic import atomic_write_text
 from mgmt_audit.errors import AnalysisInputError
+from mgmt_audit.words import counted
 
 AUDIT_NAME = "audit.json"
 
@@ -345,7 +346,7 @@ def _warnings(result: AuditResult, aligned: bool, with_ids: bool) -> tuple[str, 
     if result.slice_rows is not None:
         s = result.slice_rows
         warnings.append(
-            f"slice-level rows found: {s.rows} rows for {s.patients} patients (runs "
+            f"slice-level rows found: {counted(s.rows, 'row')} for {counted(s.patients, 'patient')} (runs "
             f"{', '.join(s.runs)}); scores were averaged per patient for the verdict. Slice-level "
             "evaluation counts one patient many times and is too optimistic"
         )

@@ -97,7 +97,9 @@ def parse_proportion(text: str | float, name: str = "value", parameter: str | No
     if percent:
         value, decimals = value / 100.0, decimals + 2
     if not 0.0 <= value <= 1.0:
-        fix = ("a percentage cannot exceed 100%" if percent else
-               f"write a percentage with its sign ({digits}%) or as a fraction ({value / 100:g})")
+        if percent or value > 100:
+            fix = "a proportion cannot exceed 1, nor a percentage 100%"
+        else:
+            fix = f"if it was printed as a percentage, write its sign ({digits}%, i.e. {value / 100:g})"
         raise AnalysisInputError(f"{name} {raw!r} is not a proportion in [0, 1]: {fix}", parameter=parameter)
     return PrintedNumber(raw.strip(), round(value, decimals + 2), decimals, percent)

@@ -202,6 +202,10 @@ def _inputs(metrics, n_pos, n_neg, n, folds, average, classes, class_sizes, tria
         if any(s < 1 for s in class_sizes) or len(class_sizes) < 2:
             raise AnalysisInputError(f"class sizes must be >= 1, at least two classes, got {class_sizes}",
                                      parameter="class_sizes")
+        if classes > 2 and classes != len(class_sizes):
+            raise AnalysisInputError(f"classes = {classes} but {len(class_sizes)} class sizes were given "
+                                     f"({', '.join(map(str, class_sizes))}): give one size per class",
+                                     parameter="class_sizes")
         if n is not None and n != sum(class_sizes):
             raise AnalysisInputError(f"n = {n} but the class sizes add up to {sum(class_sizes)}", parameter="n")
         if len(class_sizes) == 2 and n_pos is None:

@@ -50,6 +50,7 @@ from mgmt_audit.analysis.claims.metrics import (
 )
 from mgmt_audit.analysis.reported import CONVENTIONS, PrintedNumber
 from mgmt_audit.errors import AnalysisInputError
+from mgmt_audit.words import counted
 
 ONE_SET, POOLED = "one test set", "pooled over the folds (score of the summed counts)"
 MEAN_STRATIFIED = "mean of fold scores, stratified folds"
@@ -471,6 +472,6 @@ def _summarise(checks: tuple[Check, ...], identities: tuple[str, ...]) -> Consis
     text = "no confusion matrix reproduces every number under any averaging or printing convention checked"
     if near is not None:
         text += (f"; nearest: {near.matrix.text() if near.matrix else f'{near.correct} of {near.n} correct'}, "
-                 f"where {', '.join(LABELS[b] for b in near.breaks)} misses by {near.worst_miss:.3g} units of "
-                 "the last printed digit")
+                 f"where {', '.join(LABELS[b] for b in near.breaks)} misses by {counted(near.worst_miss, 'unit', fmt='.3g')} "
+                 "of the last printed digit")
     return Consistency(False, checks, identities, text)

@@ -10,6 +10,7 @@ from mgmt_audit.analysis.claims.consistency import MAX_LISTED, Check, Consistenc
 from mgmt_audit.analysis.claims.inference import describe_interval
 from mgmt_audit.analysis.claims.metrics import AUC, AVERAGE_LABELS, LABELS
 from mgmt_audit.analysis.verdict import format_verdict
+from mgmt_audit.words import counted
 
 
 def _check_dict(c: Check) -> dict[str, Any]:
@@ -127,11 +128,11 @@ def format_claim(result: ClaimResult) -> str:
         if c.status == "fails" and c.nearest is not None:
             near = c.nearest
             where = near.matrix.text() if near.matrix else f"{near.correct} of {near.n} correct"
-            misses = ", ".join(f"{LABELS[k]} {near.values[k]:.4f} ({near.misses[k]:.3g} digits off)"
+            misses = ", ".join(f"{LABELS[k]} {near.values[k]:.4f} ({counted(near.misses[k], 'digit', fmt='.3g')} off)"
                                for k in near.misses)
             lines.append(f"    fails {c.label}: nearest {where}: {misses}")
         elif c.status in ("fits", "partial"):
-            extra = f", {c.n_matrices} matrices" if c.tp.size else ""
+            extra = f", {counted(c.n_matrices, 'matrix')}" if c.tp.size else ""
             splits = f", splits {_splits(c)}" if c.splits and i.n_pos is None else ""
             lines.append(f"    {c.status} {c.label}{extra}{splits}")
         elif c.note and c.status == "not checked":
@@ -192,7 +193,7 @@ def format_review(result: ClaimResult) -> str:
                  f"under {averages} averaging, rounded or truncated")
         if near is not None and near.matrix is not None:
             text += (f" (the closest, {near.matrix.text()}, still misses the {', '.join(LABELS[b] for b in near.breaks)} "
-                     f"by {near.worst_miss:.3g} units of the last digit)")
+                     f"by {counted(near.worst_miss, 'unit', fmt='.3g')} of the last digit)")
         text += ". Please report the confusion matrix. "
     elif c.consistent:
         text += ("The numbers are arithmetically possible together (which cannot rule out leakage or selection)"
