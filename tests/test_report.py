@@ -151,7 +151,7 @@ def test_a_permutation_p_needs_enough_null_runs(tmp_path):
     few = synthetic_study(tmp_path / "runs", "few", "few", 3.0, configs=("toy",), null_trials=1)
     enough = synthetic_study(tmp_path / "runs", "enough", "enough", 3.0, configs=("toy",), null_trials=19)
     html = build_report(ReportInput("p", "", [few, enough]), tmp_path / "out").read_text()
-    assert "<td>1 run: too few for a p (needs 19)</td>" in html
+    assert "<td>1 run: too few for a p (needs 19 null trials, so that its smallest p" in html
     assert "<td>p = 0.050 (19 runs)</td>" in html
     assert "0.500" not in html.replace("0.5000", "")  # never a bare p from one null run
 

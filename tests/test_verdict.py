@@ -195,7 +195,7 @@ def test_pipeline_null_enters_only_when_it_can_decide():
     assert null19.verdict == SIGNAL  # p = 1/20 = 0.05 decides at alpha 0.05 (p <= alpha)
     null10 = judge(Evidence("f", runs=runs, pipeline_null=np.linspace(0.4, 0.6, 10)))
     assert not null10.pipeline_null.usable and null10.verdict == SIGNAL
-    assert "too few to decide" in null10.sentence and "needs 19" in null10.sentence
+    assert "too few to decide" in null10.sentence and "needs 19 null trials, whose smallest p, 1 / (n + 1)" in null10.sentence
 
 
 def test_pipeline_null_that_does_not_reject_blocks_signal():

@@ -553,7 +553,8 @@ def _sentence(ev: Evidence, est: Estimate, test: ChanceTest, null: PipelineNull 
     if null is not None:
         text = f"retrained label-permutation null of {null.n} trials: p = {null.p_value:.3g}"
         if not null.usable:
-            text += f" (too few to decide at alpha {ev.alpha:g}: needs {null.needed})"
+            text += (f" (too few to decide at alpha {ev.alpha:g}: needs {null.needed} null trials, whose smallest "
+                     "p, 1 / (n + 1), can fall below alpha after the selection adjustment)")
         parts.append(text)
     parts.append(f"{words} (margin {ev.margin:g})")
     return "; ".join(parts)

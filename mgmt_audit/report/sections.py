@@ -154,7 +154,8 @@ def null_words(null: PipelineNull | None) -> str:
         return "none run"
     runs = f"{null.n} run{'s' if null.n != 1 else ''}"
     if not null.usable:
-        return f"{runs}: too few for a p (needs {null.needed})"
+        return (f"{runs}: too few for a p (needs {null.needed} null trials, so that its smallest p, 1 / (n + 1), "
+                "can fall below alpha after the selection adjustment)")
     return f"p = {null.p_value:.3f} ({runs})"
 
 
