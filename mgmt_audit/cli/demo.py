@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "seeds with label-permutation nulls and layer probes, plus the MNIST-digits control, and "
             "build one report judged at margin 0.65: no_signal where nothing was planted, signal where "
             "it was. Both plans add two controls: the leakage pair (the leak_demo study, one 2D model split "
-            "by patient and by slice, on a 64-patient S = 0 cohort 'leak') and the acquisition baseline of "
+            "by patient and by slice, on a 128-patient S = 0 cohort 'leak') and the acquisition baseline of "
             "every cohort, with a 40-patient cohort 'confound' whose FLAIR plane follows the label "
             "(plane:0.9). CPU only, under 10 minutes on 2 cores (--quick: under 3); a re-run reuses "
             "finished work."
