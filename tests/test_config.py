@@ -86,8 +86,8 @@ def test_smoke_profile_is_cpu_sized(name):
     sizes = [c for p in spec.search if p.key == "preprocess.size" for c in p.choices] or [size]
     assert max(sizes) <= 64 and spec.preprocess.get("depth", 64) <= 16
     assert spec.model.get("preset") == "smoke"
-    if name == "leak_demo":  # sized by the leak it must show: 64 patients x 8 slices, 12 epochs, ~5 s a trial
-        assert spec.n_trials <= 6 and spec.data["phantom"]["patients"] <= 64 and spec.train["epochs"] <= 12
+    if name == "leak_demo":  # sized by the leak it must show: 128 patients x 8 slices, 12 epochs, ~7 s a trial
+        assert spec.n_trials <= 6 and spec.data["phantom"]["patients"] <= 128 and spec.train["epochs"] <= 12
         return
     assert spec.n_trials <= 5  # the demo study: two configurations x two seeds and one null
     if spec.data["dataset"] != "digits":  # the digits control has no phantom
