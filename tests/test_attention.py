@@ -240,13 +240,15 @@ def test_a_slice_model_trained_on_the_planted_signal_is_scored_on_every_validati
 @pytest.mark.slow
 def test_a_slice_model_trained_on_the_planted_signal_looks_at_the_tumour(slice_runs):
     # Issue 12: the strong cohort's ratio clearly above 1. Pooled over three seeds as the report pools a
-    # configuration's seed runs; measured over seeds 0-4 (see mgmt_audit/train/attention.py): single
-    # runs 1.41-2.16, any three consecutive seeds pooled 1.64-1.95; the null cohort's runs 0.60-1.45,
-    # pooled 0.94-1.18. Deterministic on CPU.
+    # configuration's seed runs: single runs vary (seeds 0-4 here: 2.19, 0.79, 2.56, 1.58, 1.55), any
+    # three consecutive seeds pooled 1.63-1.99; the null cohort's runs 0.28-1.77, pooled 1.08-1.40.
+    # Deterministic on CPU (at this suite's one thread).
     runs = [run.attention for run in slice_runs[0]["signal"]]
     assert pooled_summary(runs).tumour_energy_ratio >= 1.5, [run.summary for run in runs]
-    # and the maps' energy in the tumour, over the whole slab, is well above its voxel share (about 4x)
-    assert all(run.shares.energy[0] >= 2 * run.shares.volume[0] for run in runs)
+    # over the whole slab the maps' energy in the tumour is well above its voxel share (3.4-3.9 times
+    # pooled over three seeds; null 1.6-2.0 times)
+    shares = pooled_shares(runs)
+    assert shares.energy[0] >= 2.5 * shares.volume[0], shares
 
 
 @pytest.mark.slow
