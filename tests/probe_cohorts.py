@@ -16,12 +16,15 @@ from mgmt_audit.data.resample import resample
 
 def phantom_cache(
     folder: Path, *, patients: int, signal: float, seed: int, size: int = 24, depth: int = 12,
-    masks: bool = False,
+    masks: bool = False, normalise: str = "zscore",
 ) -> Manifest:
     """FLAIR volumes (size, size, depth) of ``patients`` phantom patients with planted signal ``signal``;
     with ``masks`` each patient also gets its tumour mask (the phantom's segmentation on the same grid,
-    nearest neighbour, as ingest resamples a BraTS Task-1 mask)."""
-    spec = PreprocessSpec(size=(size, size), depth=depth, slice_mode="resample")
+    nearest neighbour, as ingest resamples a BraTS Task-1 mask). ``normalise`` is the preprocessing's
+    intensity normalisation: "none" keeps the phantom's common intensity scale (these volumes have no
+    scanner gain), so the planted signal stays inside the tumour; the per-volume "zscore" spreads it
+    (a brighter, larger tumour raises the brain's mean and spread, so every voxel's z-score shifts)."""
+    spec = PreprocessSpec(size=(size, size), depth=depth, slice_mode="resample", normalise=normalise)
     records = []
     for index, label in enumerate(cohort_labels(patients, seed)):
         pid = f"{index:05d}"
