@@ -168,6 +168,13 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path_factory):
     assert len(losses) < 12  # stopped early: a null cohort's validation loss does not keep falling
     assert result.best_epoch == int(np.argmin(losses)) + 1 == len(losses) - 1
     assert result.val_auc == pytest.approx(result.curves[result.best_epoch - 1]["val_auc"])
+    # the kept weights are the best epoch's: the test patients are scored exactly as by a run that trains
+    # best_epoch epochs and stops (a CPU seed repeats exactly), not as by the last epoch's weights
+    stopped = {**SMALL, "lr": 0.05, "optimizer": "adamw", "weight_decay": 0.01}
+    at_best = fit({**stopped, "epochs": result.best_epoch}, null_cache, 0, device="cpu")
+    at_last = fit({**stopped, "epochs": len(losses)}, null_cache, 0, device="cpu")
+    assert result.test_ids and result.test_probs == at_best.test_probs and result.probs == at_best.probs
+    assert result.test_probs != at_last.test_probs
 
 
 def test_run_files_round_trip_with_probe_features(cache, tmp_path):
