@@ -70,6 +70,47 @@ def test_downsampling_is_anti_aliased(rotation):
     assert out.mean() == pytest.approx(1.0, abs=0.05) and out.std() < 0.1
 
 
+@pytest.mark.parametrize("rotation", [0.0, 12.0], ids=["axis-aligned", "oblique"])
+@pytest.mark.parametrize("step", [2.0, 0.75], ids=["shrunk", "enlarged"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_a_linear_ramp_stays_where_it_is(rotation, step, dtype):
+    """x shrunk by 2 or enlarged: a box or triangle filter's mean of a linear function is its value
+    at the filter's centre, so away from the edges the result is the ramp at the composed positions
+    (what plain trilinear interpolation gives, exactly, for a linear function); any source dtype alike."""
+    x = np.arange(48, dtype=np.float64)
+    ramp = np.broadcast_to((10 + 3 * x)[:, None, None], (48, 32, 32)).astype(dtype)
+    src_affine = affine((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), rotation)  # rotated about x: the ramp kept
+    grid = Grid(affine((step, 1.0, 1.0), (3.3, 8.0, 9.0)), (20, 12, 10))
+    out = resample(ramp, src_affine, grid)
+    truth = scipy_linear(ramp.astype(np.float64), src_affine, grid)
+    inside = scipy_linear(np.ones(ramp.shape), src_affine, grid) > 0.999
+    interior = inside & (np.arange(20) >= 2)[:, None, None] & (np.arange(20) < 18)[:, None, None]
+    assert out.dtype == np.float32 and interior.sum() > 1000
+    np.testing.assert_allclose(out[interior], truth[interior], atol=1e-3)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_the_source_grid_itself_gives_the_source_back(flip):
+    """Target grid = source grid (each target footprint is exactly one source voxel, edges on the
+    source's): every voxel comes back, the first and last included; with the grid's x axis reversed,
+    the array comes back reversed along x."""
+    source = smooth_volume((12, 10, 8))
+    src_affine = affine((1.5, 2.0, 3.0), (-9.0, -10.0, -12.0))
+    target = src_affine.copy()
+    if flip:
+        target[:3, 0] *= -1
+        target[:3, 3] += src_affine[:3, 0] * (source.shape[0] - 1)
+    out = resample(source, src_affine, Grid(target, source.shape))
+    np.testing.assert_allclose(out, source[::-1] if flip else source, atol=1e-5)
+
+
+def test_a_grid_outside_the_source_is_all_zero():
+    source = smooth_volume((12, 10, 8))
+    for origin in ((12.0, 0.0, 0.0), (0.0, -10.0, 0.0)):  # just past the last voxel; before the first
+        out = resample(source, np.eye(4), Grid(affine((1.0, 1.0, 1.0), origin), (12, 10, 8)))
+        assert out.shape == (12, 10, 8) and not out.any()
+
+
 def test_nearest_keeps_label_values_and_positions():
     labels = np.zeros((30, 30, 20), np.uint8)
     labels[10:20, 10:20, 5:15] = 1

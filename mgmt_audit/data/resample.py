@@ -62,6 +62,7 @@ def resample(array: np.ndarray, affine: np.ndarray, grid: Grid, *, nearest: bool
     mapping = np.linalg.inv(np.asarray(affine, dtype=float)) @ grid.affine
     if nearest:
         return _nearest(array, mapping, grid.shape)
+    array = np.asarray(array, dtype=np.float32)  # grid_sample takes float32 only (int16, float64 raised)
     matrix = mapping[:3, :3]
     off_diagonal = matrix - np.diag(np.diag(matrix))
     if np.abs(off_diagonal).max() <= DIAGONAL_TOLERANCE * np.abs(matrix).max():
