@@ -240,6 +240,13 @@ def test_scan_folder_reports_count_uids_and_plane(series_dirs, tmp_path):
     assert len(scan_folder(tmp_path).series_uids) == 2
 
 
+def test_scan_folder_of_images_without_orientation_has_no_plane(axial_dir):
+    for path in axial_dir.iterdir():
+        _mutate(path, ImageOrientationPatient=None)
+    info = scan_folder(axial_dir)
+    assert info.n_files == 8 and info.plane is None
+
+
 # ---- bad input: each raises SeriesError with the folder, the problem and the fix -------------------
 
 
@@ -271,7 +278,10 @@ def test_a_truncated_file(axial_dir, keep):
     path = sorted(axial_dir.iterdir())[3]
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
-    _raises(axial_dir, path.name, "truncated", "copy")
+    message = _raises(axial_dir, path.name, "truncated", "copy")
+    if keep > 0.5:  # cut inside the pixel data, the file's last element (16 x 16 pixels of 2 bytes)
+        held = int(len(data) * keep) - (len(data) - 512)
+        assert f"PixelData holds {held} bytes but Rows x Columns (16x16) needs 512" in message
 
 
 @pytest.mark.parametrize("keyword", ["ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing"])

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.pixels import get_decoder
-from pydicom.uid import JPEGLosslessSV1, JPEGLSLossless
+from pydicom.uid import ImplicitVRLittleEndian, JPEGLosslessSV1, JPEGLSLossless
 
 from mgmt_audit.data.dicom import read_series, scan_folder
 from mgmt_audit.data.dicom_writer import SeriesGeometry, plane_geometry, write_series
@@ -245,32 +245,41 @@ def test_jpeg_lossless_series_reads_like_the_original(axial):
 # ---- GE epi_pepolar -------------------------------------------------------------------------------
 
 
-def _ge_pepolar(folder: Path, user_data: str, reverse_rows: bool) -> None:
+def _ge_pepolar(folder: Path, user_data: str | None, reverse_rows: bool, raw: bool = False) -> None:
+    """GE epi_pepolar private tags (userData12 absent when None); ``raw``: implicit VR without the
+    private creator, so pydicom knows no VR and the values are bytes (as after some anonymisers)."""
     def change(ds):
         ds.Manufacturer = "GE MEDICAL SYSTEMS"
         block = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
         block.add_new(0x9C, "LO", "research/ABCD/epi_pepolar")
-        block.add_new(0xB3, "DS", user_data)
+        if user_data is not None:
+            block.add_new(0xB3, "DS", user_data)
         if reverse_rows:
             ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1]).tobytes()
+        if raw:
+            del ds[0x0019, 0x0010]
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
 
     _edit_all(folder, change)
 
 
-def test_ge_epi_pepolar_reversed_rows_are_read_the_right_way_round(axial):
+@pytest.mark.parametrize("raw", [False, True], ids=["explicit", "implicit-no-creator"])
+def test_ge_epi_pepolar_reversed_rows_are_read_the_right_way_round(axial, raw):
     """userData12 = 1: GE stores the rows reversed but leaves the geometry tags as for the forward
     image; read as the headers say, the brain would come back mirrored anterior-posterior."""
     original = read_series(axial)
-    _ge_pepolar(axial, "1", reverse_rows=True)
+    _ge_pepolar(axial, "1", reverse_rows=True, raw=raw)
+    assert isinstance(pydicom.dcmread(next(axial.iterdir()))[0x0019, 0x109C].value, bytes) is raw
     volume = read_series(axial)
     assert np.array_equal(volume.array, original.array)
     truth = intensity(world_coords(volume.affine, volume.array.shape))
     assert np.corrcoef(truth.ravel(), volume.array.ravel())[0, 1] > 0.99
 
 
-def test_ge_epi_pepolar_forward_images_are_left_alone(axial):
+@pytest.mark.parametrize("user_data", ["0", None], ids=["userData12=0", "no-userData12"])
+def test_ge_epi_pepolar_forward_images_are_left_alone(axial, user_data):
     original = read_series(axial)
-    _ge_pepolar(axial, "0", reverse_rows=False)
+    _ge_pepolar(axial, user_data, reverse_rows=False)
     assert np.array_equal(read_series(axial).array, original.array)
 
 
