@@ -249,6 +249,8 @@ def test_null_trials_never_rank_as_the_studys_best_trial(tmp_path, capsys):
     url = sqlite_url(runs, "ranked")
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(url)}
     assert set(summaries) == {"ranked", null_study_name("ranked")}
+    maximise = optuna.study.StudyDirection.MAXIMIZE  # val_auc: the nulls' study has the study's direction
+    assert [summaries[n].direction for n in sorted(summaries)] == [maximise, maximise]
     best = summaries["ranked"].best_trial
     assert best.user_attrs["null"] is False and best.value < 0.99
     assert optuna.load_study(study_name="ranked", storage=url).best_trial.user_attrs["null"] is False
