@@ -234,6 +234,8 @@ def test_to_nifti_round_trips_through_nibabel(series_dirs, tmp_path):
 def test_scan_folder_reports_count_uids_and_plane(series_dirs, tmp_path):
     info = scan_folder(series_dirs[("sagittal", 0.0, "x")])
     assert (info.n_files, info.plane) == (16, "sagittal")
+    planes = ("axial", "sagittal", "coronal")
+    assert [scan_folder(series_dirs[(plane, 0.0, "x")]).plane for plane in planes] == list(planes)
     assert info.series_uids == ("1.2.826.0.1.3680043.8.498.1",)
     write_plane(tmp_path, "axial", matrix=16, n_slices=4, seed=1)
     write_plane(tmp_path, "axial", matrix=16, n_slices=4, seed=2, first_number=11)
@@ -295,6 +297,27 @@ def test_mismatched_rows_and_columns(tmp_path):
     write_plane(tmp_path, "axial", matrix=16, n_slices=4, seed=1)
     write_plane(tmp_path, "axial", matrix=12, n_slices=4, seed=1, first_number=11)  # same series UID
     _raises(tmp_path, "mismatched Rows/Columns", "12x12", "16x16")
+
+
+@pytest.mark.parametrize("orientation", [
+    [1.01, 0, 0, 0, 1, 0],  # the row cosine 1 % long
+    [1, 0, 0, 0, 1.01, 0],  # the column cosine 1 % long
+    [1, 0, 0, 0.01, 1, 0],  # not perpendicular
+])
+def test_direction_cosines_that_are_not_orthonormal_are_refused(axial_dir, orientation):
+    path = sorted(axial_dir.iterdir())[2]
+    _mutate(path, ImageOrientationPatient=orientation)
+    _raises(axial_dir, path.name, "invalid ImageOrientationPatient", "orthonormal", "re-export")
+
+
+def test_cosines_written_with_few_decimals_are_normalised(axial_dir):
+    """Cosines 0.05 % long (as written by a scanner rounding them) are read as unit vectors."""
+    original = read_series(axial_dir)
+    for path in axial_dir.iterdir():
+        _mutate(path, ImageOrientationPatient=[1.0005, 0, 0, 0, 1.0005, 0])
+    volume = read_series(axial_dir)
+    assert np.array_equal(volume.array, original.array)
+    np.testing.assert_allclose(volume.affine, original.affine, atol=1e-9)
 
 
 def test_a_localizer_in_the_folder(axial_dir):
