@@ -229,6 +229,9 @@ def test_to_nifti_round_trips_through_nibabel(series_dirs, tmp_path):
     assert nib.aff2axcodes(image.affine) == ("R", "A", "S")
     assert np.allclose(image.affine, volume.affine, atol=1e-4)
     assert np.array_equal(np.asarray(image.dataobj), volume.array)
+    qform, qcode = image.get_qform(coded=True)  # no shear (tilt 0): the qform holds the affine as well
+    assert qcode == 1 and np.allclose(qform, volume.affine, atol=1e-4)
+    assert not np.allclose(volume.spacing, 1.0)  # spacing not 1 mm: the shear check must normalise the axes
 
 
 def test_scan_folder_reports_count_uids_and_plane(series_dirs, tmp_path):
