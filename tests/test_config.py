@@ -155,6 +155,7 @@ def test_search_keys_map_into_the_training_config(tmp_path):
         (('[profiles.smoke]\nn_trials = 4\n[profiles.smoke.train]', '[profiles.tiny]\nn_trials = 4\n[profiles.tiny.train]'),
          "[profiles.smoke] is missing"),
         (('null_trials = 2', 'null_trials = 4'), "null_trials (4) must be at most"),
+        (('n_trials = 6', 'n_trials = 0'), "n_trials must be an integer >= 1, got 0"),
         (('family = "resnet18_2d"', 'family = "resnet99"'), "unknown model 'resnet99'"),
         (('lr = 1e-3\nepochs = 3', 'lr = 1e-3\nepochs = 3\nbogus = 1'), "training config: unknown key(s) ['bogus']"),
         (('view = "slices"', 'view = "slices"\nphantom = { patients = 0 }'), "data.phantom.patients must be an integer >= 1"),
