@@ -408,7 +408,7 @@ def test_unused_high_bits_are_ignored(tmp_path, signed):
             stored -= 1000
             ds.PixelRepresentation, ds.RescaleIntercept = 1, 1000
         ds.BitsStored, ds.HighBit = 12, 11
-        ds.PixelData = ((stored & 0x0FFF) | 0xA000).astype("<u2").tobytes()
+        ds.PixelData = ((stored & 0x0FFF) | 0xB000).astype("<u2").tobytes()  # junk in bit 12 too
         ds.save_as(path)
     assert original.array.max() > 1500  # values use the 11th bit: the junk would show
     assert np.array_equal(read_series(tmp_path).array, original.array)

@@ -61,6 +61,21 @@ def test_monochrome1_reads_like_the_same_series_stored_monochrome2(axial, bits_s
     assert np.corrcoef(inverted.array.ravel(), original.array.ravel())[0, 1] == pytest.approx(1.0)
 
 
+def test_signed_monochrome1_reads_like_the_same_series_stored_monochrome2(axial):
+    """Signed MONOCHROME1 swaps the ends of the signed range: v is stored as -1 - v."""
+    original = read_series(axial)
+
+    def to_signed_monochrome1(ds):
+        stored = ds.pixel_array.astype(np.int32) - 32768  # the same physical values as signed 16-bit numbers
+        ds.PixelData = (-1 - stored).astype("<i2").tobytes()
+        ds.PixelRepresentation, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+        slope = float(ds.get("RescaleSlope", 1.0))
+        ds.RescaleIntercept = float(ds.get("RescaleIntercept", 0.0)) + 32768.0 * slope
+
+    _edit_all(axial, to_signed_monochrome1)
+    np.testing.assert_allclose(read_series(axial).array, original.array, atol=1e-3)  # intercept rounding
+
+
 @pytest.mark.parametrize("photometric", ["PALETTE COLOR", "RGB", "YBR_FULL"])
 def test_colour_images_are_refused_naming_the_interpretation(axial, photometric):
     path = sorted(axial.iterdir())[2]
