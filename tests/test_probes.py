@@ -188,12 +188,18 @@ def describe(probes):
 
 @pytest.mark.slow
 def test_digits_control_separates_and_rises_with_depth(mnist_run):
+    # over 8 digit-draw and fit seeds (benchmarks/seed_sweep.py digits) the old bounds failed 3 seeds in
+    # 8 (head kNN 0.875 and 0.894 < 0.9, head linear 0.949 < 0.95, kNN rise 0.163 < 0.2). Measured
+    # mean and sd: validation AUC 0.980, 0.013; head kNN 0.922, 0.029; head linear 0.976, 0.014; kNN rise
+    # from the first layer 0.26, 0.078; linear rise 0.33, 0.041. The bounds sit 6.4, 4.2, 5.2, 3.4 and
+    # 4.5 sd away (normal tails together 4e-4); features that do not rise with depth fail the last two
     run, probes = mnist_run
-    assert run.val_auc > 0.95
+    assert run.val_auc >= 0.9
     assert [p.layer for p in probes] == list(run.features)
-    assert probes[-1].separability >= 0.9, describe(probes)
-    assert probes[-1].separability > probes[0].separability + 0.2, describe(probes)
-    assert probes[-1].linear_auc >= 0.95, describe(probes)
+    assert probes[-1].separability >= 0.8, describe(probes)
+    assert probes[-1].separability > probes[0].separability, describe(probes)
+    assert probes[-1].linear_auc >= 0.9, describe(probes)
+    assert probes[-1].linear_auc >= probes[0].linear_auc + 0.15, describe(probes)
     again = layer_separability(run.features, run.labels, seed=run.seed)
     assert [p.separability for p in again] == [p.separability for p in probes]
 
