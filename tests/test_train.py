@@ -233,7 +233,12 @@ PHANTOM_2D = {**SMALL, "epochs": 8, "batch_size": 8, "val_fraction": 0.2}
 def test_3d_resnet_finds_the_planted_signal(signal_phantom):
     config = {"model": "resnet10_3d", "model_params": default_params("resnet10_3d", "smoke"),
               "view": "volume", "modalities": ["FLAIR", "T1wCE"], "epochs": 2, "batch_size": 8}
-    assert fit(config, signal_phantom, 0, device="cpu").val_auc >= 0.85
+    # one seed's AUC on 10 validation patients is too noisy to test alone: over 60 fit seeds it was 1.0
+    # in 51, but 0.76, 0.60 and 0.44 once each (3 in 60 below the old 0.85). The mean of 5 seeds fell
+    # below 0.7 in 1.9e-4 of bootstrap draws of those 60 (benchmarks/seed_sweep.py resnet3d); at chance
+    # (permuted training labels) it reaches 0.7 at most as often as one seed does
+    aucs = [fit(config, signal_phantom, seed, device="cpu").val_auc for seed in range(5)]
+    assert np.mean(aucs) >= 0.7, aucs
 
 
 @pytest.mark.slow
