@@ -39,3 +39,15 @@ def test_rounded_and_truncated_intervals_decide_membership_exactly():
     assert half.miss(float("nan"), "rounded") == float("inf")
     with pytest.raises(AnalysisInputError, match="convention"):
         half.interval("floor")
+
+
+def test_a_truncated_number_below_one_never_stands_for_one():
+    """Found by a newcomer: `audit-claim --accuracy 0.9 --n-pos 5 --n-neg 5` let TP 5 TN 5 (accuracy
+    1.0) fit "0.9" truncated; 1.0 truncated prints "1.0"."""
+    from mgmt_audit.analysis.claims import audit_claim
+
+    assert not parse_proportion("0.9").contains(1.0, "truncated")
+    assert parse_proportion("0.9").contains(0.99, "truncated")
+    assert parse_proportion("1.0").contains(1.0, "truncated") and parse_proportion("100%").contains(1.0, "truncated")
+    fits = audit_claim({"accuracy": "0.9"}, n_pos=5, n_neg=5).consistency
+    assert all(not ((m.tp, m.tn) == (5, 5)) for c in fits.checks if c.status == "fits" for m in c.matrices())

@@ -49,7 +49,8 @@ class PrintedNumber:
         return self.value, min(self.value + self.unit, 1.0)
 
     def interval(self, convention: str) -> tuple[float, float]:
-        """[low, high] for ``ROUNDED`` (closed) or [low, high) for ``TRUNCATED`` (closed at 1.0).
+        """[low, high] for ``ROUNDED`` (closed) or [low, high) for ``TRUNCATED`` (open at its top even
+        when that is 1.0: 1.0 truncates to "1.0", never to "0.9"; only a printed 1.0 is [1.0, 1.0]).
 
         Raises AnalysisInputError for another convention."""
         if convention == ROUNDED:
@@ -64,7 +65,7 @@ class PrintedNumber:
         low, high = self.interval(convention)
         values = np.asarray(values, dtype=float)
         inside = values >= low - _EPS
-        if convention == TRUNCATED and high < 1.0:
+        if convention == TRUNCATED and self.value < 1.0:
             return inside & (values < high - _EPS)
         return inside & (values <= high + _EPS)
 
