@@ -228,3 +228,19 @@ def test_eval_split_on_the_command_line_judges_that_split_alone(tmp_path, capsys
     assert test["auc"] == pytest.approx(0.5, abs=1e-3) and test["runs"][0]["n"] == 300
     val = json.loads(_run(capsys, [*argv, "--eval-split", "val"])[1])
     assert (val["verdict"], val["auc"], val["runs"][0]["n"]) == ("signal", 1.0, 120)
+
+
+def test_slice_rows_without_the_patient_column_are_refused_not_counted_as_patients(tmp_path, capsys):
+    """Found by a newcomer: 5 rows per patient for 40 patients, audited without --id-col, were judged
+    as 200 patients (AUC 0.657, p 6.5e-05, signal) with no warning; with --id-col id: 40 patients."""
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"{p:05d}", "label": p % 2, "prob": float(rng.random() + 0.3 * (p % 2))}
+            for p in range(40) for _ in range(5)]
+    path = _write(tmp_path / "slices.csv", rows)
+    code, _, err = _run(capsys, ["audit", str(path)])
+    assert code == 2 and "column 'id' repeats within a run (200 rows for 40 values)" in err
+    assert "--id-col id" in err
+    code, out, _ = _run(capsys, ["audit", str(path), "--id-col", "id", "--json"])
+    assert code == 0 and json.loads(out)["runs"][0]["n_pos"] + json.loads(out)["runs"][0]["n_neg"] == 40
+    one_row_each = _write(tmp_path / "patients.csv", rows[::5])  # one row per patient: no reason to refuse
+    assert _run(capsys, ["audit", str(one_row_each)])[0] == 0

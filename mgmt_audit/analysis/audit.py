@@ -145,6 +145,26 @@ def _column(table: Mapping, name: str, parameter: str, source: str) -> np.ndarra
     return np.asarray(table[name])
 
 
+ID_NAMES = ("id", "patient", "patient_id", "patientid", "brats21id", "subject", "subject_id", "case", "case_id")
+
+
+def _refuse_unnamed_patient_rows(table: Mapping, runs: np.ndarray, source: str) -> None:
+    """Without ``id_col`` every row counts as a patient; when a column named like a patient ID repeats
+    within a run (slice rows of one patient), that would judge slices as patients: refuse, naming it."""
+    for name in table:
+        if str(name).strip().lower() not in ID_NAMES:
+            continue
+        values = np.asarray(table[name]).astype(str)
+        for run in dict.fromkeys(runs.tolist()):
+            chosen = values[runs == run]
+            if len(set(chosen.tolist())) < chosen.size:
+                raise AnalysisInputError(
+                    f"{source}: column {name!r} repeats within a run ({chosen.size} rows for "
+                    f"{len(set(chosen.tolist()))} values), so without the patient column its rows would "
+                    f"count as patients: pass --id-col {name} to average each patient's rows",
+                    parameter="id_col")
+
+
 def _numbers(values: np.ndarray, name: str, source: str, parameter: str) -> np.ndarray:
     out = np.empty(values.size)
     for i, v in enumerate(values):
@@ -256,6 +276,8 @@ def audit_predictions(
     n_rows = y.size
     runs = _column(table, run_col, "run_col", source).astype(str) if run_col else np.full(n_rows, "all")
     ids = _column(table, id_col, "id_col", source).astype(str) if id_col else None
+    if ids is None:
+        _refuse_unnamed_patient_rows(table, runs, source)
     folds = _column(table, fold_col, "fold_col", source).astype(str) if fold_col else None
     if (split_col or fold_col) and ids is None:
         raise AnalysisInputError(
