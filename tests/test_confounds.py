@@ -125,3 +125,17 @@ def test_the_baseline_is_centred_at_chance_when_the_labels_are_permuted(caches):
         signals += verdict.verdict == "signal"
     assert abs(np.mean(aucs) - 0.5) < 0.06, np.mean(aucs)
     assert signals <= 10, signals
+
+
+def test_a_file_or_a_raw_dicom_folder_is_not_taken_for_a_cache(caches, tmp_path, capsys):
+    """Found by a newcomer: `confounds report/index.html` said the file was not valid JSON and to delete
+    it; `confounds <raw DICOM root>` advised ingesting into the raw folder itself."""
+    page = tmp_path / "index.html"
+    page.write_text("<html></html>")
+    assert main(["confounds", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not an ingested cache" in err and "delete" not in err
+    raw = caches["plain"].parent / "raw"
+    assert main(["confounds", str(raw)]) == 2
+    err = capsys.readouterr().err
+    assert "holds DICOM series, not an ingested cache" in err and f"--out {raw}`" not in err

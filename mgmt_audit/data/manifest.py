@@ -151,6 +151,13 @@ class Manifest:
     def load(cls, folder: str | Path) -> Manifest:
         """Read ``folder/manifest.json`` (or the file itself when given)."""
         path = Path(folder)
+        if path.is_file() and path.name != MANIFEST_NAME:
+            raise CohortError(f"{path} is a file, not an ingested cache: give the cache folder (the one "
+                              f"holding {MANIFEST_NAME}) or its {MANIFEST_NAME}")
+        raw = path.is_dir() and not (path / MANIFEST_NAME).is_file() and next(path.rglob("*.dcm"), None) is not None
+        if raw:
+            raise CohortError(f"{path} holds DICOM series, not an ingested cache: run `mgmt-audit ingest "
+                              f"{path} --labels CSV --out CACHE` and give CACHE")
         if path.is_dir():
             path = path / MANIFEST_NAME
         if not path.is_file():
