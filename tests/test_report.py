@@ -299,3 +299,26 @@ def test_printed_verdicts_agree_with_the_cohort_verdict(tmp_path):
     assert cohort["verdict"] == lead["verdict"] == "signal" and cohort["answers"][0]["study"] == "weak"
     line = verdict_table(summary)[2]
     assert lead["bound_words"] in line and f"{lead['auc']:.3f}" in line
+
+
+def test_the_recorded_commit_says_when_tracked_files_differ_from_it(tmp_path):
+    """Found by a newcomer: a report made from a working tree with an uncommitted spec change recorded
+    only HEAD, which does not reproduce it."""
+    import subprocess
+
+    from mgmt_audit.report.build import _git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "spec.toml").write_text("patients = 64\n")
+    git("add", "spec.toml")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "spec")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert _git_commit(tmp_path) == head
+    (tmp_path / "spec.toml").write_text("patients = 128\n")
+    assert _git_commit(tmp_path) == f"{head} with uncommitted changes to 1 tracked file"
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert _git_commit(tmp_path).endswith("to 1 tracked file")
+    assert _git_commit(tmp_path.parent / "nowhere").startswith(("none", "unknown"))

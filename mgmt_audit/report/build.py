@@ -29,6 +29,7 @@ from mgmt_audit.report.page import render
 from mgmt_audit.report.probing import probe_studies
 from mgmt_audit.report.provenance import header_lines, study_runs
 from mgmt_audit.report.verdicts import judge_report
+from mgmt_audit.words import counted
 
 REPORT_NAME, SUMMARY_NAME = "index.html", "summary.json"
 VERSIONED = ("mgmt-audit", "torch", "monai", "optuna", "numpy", "scipy", "scikit-learn", "openTSNE",
@@ -185,14 +186,22 @@ def _version(name: str) -> str:
         return "not installed"
 
 
-def _git_commit() -> str:
-    """HEAD of the source tree this package runs from, or a note that there is none."""
+def _git_commit(source: Path | None = None) -> str:
+    """HEAD of the source tree this package runs from (or ``source``), saying when tracked files differ
+    from it (that commit alone would not reproduce the report), or a note that there is none."""
+    source = source or Path(__file__).resolve().parent.parent
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                                 capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown (git not available)"
-    return done.stdout.strip() if done.returncode == 0 else "none (not a git checkout)"
+    if done.returncode != 0:
+        return "none (not a git checkout)"
+    files = [line for line in changed.stdout.splitlines() if line.strip()]
+    if files:
+        return f"{done.stdout.strip()} with uncommitted changes to {counted(len(files), 'tracked file')}"
+    return done.stdout.strip()
 
 
 def _plain(value: Any) -> Any:
