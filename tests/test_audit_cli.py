@@ -244,3 +244,11 @@ def test_slice_rows_without_the_patient_column_are_refused_not_counted_as_patien
     assert code == 0 and json.loads(out)["runs"][0]["n_pos"] + json.loads(out)["runs"][0]["n_neg"] == 40
     one_row_each = _write(tmp_path / "patients.csv", rows[::5])  # one row per patient: no reason to refuse
     assert _run(capsys, ["audit", str(one_row_each)])[0] == 0
+
+
+def test_a_header_only_file_says_it_has_no_rows(tmp_path, capsys):
+    """Found by a newcomer: a header-only CSV gave "no run can give an AUC ()"."""
+    path = tmp_path / "header.csv"
+    path.write_text("id,label,prob\n")
+    code, _, err = _run(capsys, ["audit", str(path), "--id-col", "id"])
+    assert code == 2 and "has a header but no rows" in err and "()" not in err

@@ -274,6 +274,8 @@ def audit_predictions(
     y = _labels(_column(table, label_col, "label_col", source), label_col, source)
     score = _numbers(_column(table, prob_col, "prob_col", source), prob_col, source, "prob_col")
     n_rows = y.size
+    if n_rows == 0:
+        raise AnalysisInputError(f"{source} has a header but no rows: there is nothing to audit")
     runs = _column(table, run_col, "run_col", source).astype(str) if run_col else np.full(n_rows, "all")
     ids = _column(table, id_col, "id_col", source).astype(str) if id_col else None
     if ids is None:
