@@ -112,7 +112,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, log: Log 
     started = time.perf_counter()
     specs = [demo_spec(name) for name in plan.studies]
     n_test = round(DEMO_TRAIN["test_fraction"] * plan.patients)
-    sizes = (f"{plan.patients} patients per cohort ({n_test} held-out test, "
+    sizes = (f"{plan.patients} patients per planted-signal cohort ({n_test} held-out test, "
              f"{round(DEMO_TRAIN['val_fraction'] * plan.patients)} validation), {PREPROCESS['size']} x "
              f"{PREPROCESS['size']} x {PREPROCESS['depth']} FLAIR, margin {DEMO_MARGIN:g}")
     log(f"demo ({'quick' if quick else 'full'}): cohorts "

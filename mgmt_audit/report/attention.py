@@ -75,7 +75,7 @@ def attention_section(attention: Sequence[ConfigAttention], notes: Sequence[str]
     section = Section("attention", "Where the models look (Grad-CAM)", intro=RATIO_WORDS)
     if not attention:
         section.empty = ("no run scored Grad-CAM maps: run the study with `--attention` on a cache with "
-                         "tumour masks (BraTS Task-1, or the phantom's)"
+                         "tumour masks (BraTS Task-1, or the phantom's; the quick demo runs without Grad-CAM)"
                          + (f"; runs said: {'; '.join(notes)}" if notes else ""))
         return section
     section.blocks.append(table_block(

@@ -330,8 +330,11 @@ def power_section(verdicts: ReportVerdicts) -> Section:
         "Phantom cohorts with a known planted signal of strength S (S = 0: none), each at its answer's AUC "
         "with the 90% interval and the verdict. A toolkit that can find a signal must rise above chance as "
         "S grows, and must never call a planted cohort no_signal."))
+    # a leakage pair's cohort (a study that also split slices) runs another model on another cohort
+    # size: it is a control of the pipeline, not a point of this series
+    leak_cohorts = {cv.group.study.cohort for cv in verdicts.configurations if cv.group.leaked}
     points = [figures.PowerPoint(c.strength, c.lead.auc, c.lead.ci_low, c.lead.ci_high, c.verdict)
-              for c in verdicts.cohorts if c.strength is not None and not c.control]
+              for c in verdicts.cohorts if c.strength is not None and not c.control and c.cohort not in leak_cohorts]
     if len(points) < 2:
         section.empty = ("no planted-signal cohorts were run" if not points else
                          "only one planted-signal strength was run: a power curve needs at least two")
