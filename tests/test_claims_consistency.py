@@ -166,3 +166,18 @@ def test_stratified_mean_of_folds_lists_its_splits():
     assert strat["rounded"].feasible is False and (163, 84) in strat["truncated"].splits
     not_run = [x for x in c.checks if x.aggregation == MEAN_ANY]
     assert all(x.feasible is None and "--n-pos/--n-neg" in x.note for x in not_run)
+
+
+def test_equal_weighted_precision_and_f1_are_not_called_one_number():
+    """Found by a newcomer: fysstk_resnet101_weighted (precision, recall, F1 all 0.87, stated weighted)
+    was told they are equal by definition under micro averaging; under weighted averaging only recall
+    is the share correct by definition (sum over classes of n_c / N * TP_c / n_c)."""
+    from mgmt_audit.analysis.claims.consistency import _identities
+    from mgmt_audit.analysis.reported import parse_proportion
+
+    reported = {k: parse_proportion("0.87") for k in ("precision", "sensitivity", "f1")}
+    [weighted] = _identities(reported, 3, ("weighted",))
+    assert "only the sensitivity is the share correct by definition" in weighted
+    assert "precision (PPV) and F1 equal to it only by coincidence" in weighted
+    assert "equal by definition" in _identities(reported, 3, ("micro", "macro", "weighted"))[0]
+    assert _identities(reported, 3, ("macro",)) == ()

@@ -206,7 +206,7 @@ def check_consistency(
     counts = {k: v for k, v in reported.items() if k != AUC}
     sizes_known = n_pos is not None and n_neg is not None
     total = n_pos + n_neg if sizes_known else n
-    identities = _identities(reported, classes)
+    identities = _identities(reported, classes, averages)
     if total is None:
         return Consistency(None, (), identities, "the number of cases is unknown: nothing to check "
                            "against (give --n-pos/--n-neg or --n)")
@@ -225,14 +225,26 @@ def check_consistency(
     return _summarise(checks, identities)
 
 
-def _identities(reported: Mapping[str, PrintedNumber], classes: int) -> tuple[str, ...]:
+def _identities(reported: Mapping[str, PrintedNumber], classes: int,
+                averages: tuple[str, ...] = (MICRO,)) -> tuple[str, ...]:
+    """Equal printed accuracy, precision, sensitivity and F1: one number under micro averaging; under
+    weighted averaging only the sensitivity equals the accuracy by definition (recall weighted by class
+    size is the share correct), so an equal precision and F1 is then a coincidence or a micro average."""
     same = [k for k in (ACCURACY, PRECISION, SENSITIVITY, F1) if k in reported]
     values = {reported[k].value for k in same}
-    if len(same) >= 2 and len(values) == 1:
-        names = ", ".join(LABELS[k] for k in same)
+    if len(same) < 2 or len(values) != 1:
+        return ()
+    names = ", ".join(LABELS[k] for k in same)
+    share = f"each is the share correct{' of ' + str(classes) + ' classes' if classes > 2 else ''}"
+    if MICRO in averages:
         return (f"{names} are all {reported[same[0]].text}: under micro averaging they are equal by "
-                f"definition (each is the share correct{' of ' + str(classes) + ' classes' if classes > 2 else ''}), "
-                "so this is one number reported several times, not independent evidence",)
+                f"definition ({share}), so this is one number reported several times, not independent evidence",)
+    if WEIGHTED in averages:
+        odd = [LABELS[k] for k in same if k in (PRECISION, F1)]
+        note = (f"; {' and '.join(odd)} equal to it only by coincidence, or because the average was micro, "
+                "not the stated weighted one" if odd else "")
+        return (f"{names} are all {reported[same[0]].text}: under weighted averaging only the sensitivity is "
+                f"the share correct by definition (recall weighted by class size){note}",)
     return ()
 
 
