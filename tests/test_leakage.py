@@ -77,6 +77,9 @@ def test_leak_demo_inflates_the_slice_split_on_the_null_phantom(tmp_path_factory
     rows = [r for r in json.loads(capsys.readouterr().out) if r["state"] == "COMPLETE"]
     assert sorted(r["split_unit"] for r in rows) == ["patient", "slice"]
     assert all(r["split_unit"] == r["params"]["split_unit"] for r in rows)
+    assert main(["study", "status", "leak_demo", "--runs-dir", str(runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()  # the text table marks the leaked trial (a newcomer missed it)
+    assert [("(leaked: slice split)" in line) for line in lines if "split_unit=" in line].count(True) == 1
     out = tmp_path / "report"
     assert main(["report", "leak_demo", "--runs-dir", str(runs), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())

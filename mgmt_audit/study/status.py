@@ -110,6 +110,8 @@ def format_table(rows: Sequence[TrialRow], header: dict[str, Any]) -> str:
         if row.split_unit != PATIENT and "split_unit" not in row.params:
             row = replace(row, params={**row.params, "split_unit": row.split_unit})
         params = " ".join(f"{k}={v}" for k, v in row.params.items())
+        if row.split_unit != PATIENT:  # a slice split trains and evaluates slices of the same patients
+            params += "  (leaked: slice split)"
         seed = "" if row.seed is None else row.seed
         number = f"n{row.number}" if row.null else str(row.number)
         lines.append(
