@@ -116,3 +116,14 @@ def test_an_unexpected_error_in_one_patient_is_recorded_and_the_rest_ingested(co
     monkeypatch.setattr(ingest_module, "ingest_patient", real)
     assert ingest_cli(cohort, tmp_path / "c") == 0  # a re-run ingests the patient
     assert Manifest.load(tmp_path / "c").patient(victim).status == "ok"
+
+
+def test_output_piped_into_head_stops_quietly():
+    """Found by a newcomer: `mgmt-audit audit-claim --literature --json | head -1` printed a
+    BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    command = (f"{sys.executable} -m mgmt_audit.cli audit-claim --literature --json | head -1")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "{" and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
