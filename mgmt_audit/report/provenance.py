@@ -69,7 +69,8 @@ def study_runs(studies: Sequence[StudyRuns], manifests: Mapping[str, Manifest]) 
             seeds="seeds " + ", ".join(str(s) for s in sorted({t.seed for t in study.trials
                                                             if not t.null and t.seed is not None})),
             trials=f"{len(study.trials)} trials ({nulls} label-permutation null)",
-            split=_split(run.split) + (_slice_split(leaked.split) if leaked is not None and leaked is not run else ""),
+            split=("patient split: " + _split(run.split) + _slice_split(leaked.split)
+                   if leaked is not None and leaked is not run else _split(run.split)),
         ))
     return out
 
