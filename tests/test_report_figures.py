@@ -120,3 +120,29 @@ def test_power_curve_and_importance_are_readable(n):
                                  verdicts[i % 4]) for i in range(n)]
     assert_readable(figures.power_curve(points, 0.65))
     assert_readable(figures.importance_bars({f"parameter_{i}": 1 / n for i in range(n)}))
+
+
+def test_the_power_curve_leaves_the_leakage_pairs_cohort_out():
+    """Found by a newcomer: the leak cohort (another model on another cohort size, S = 0) sat on the
+    planted-signal power curve beside the null cohort. Cohorts whose study also split slices are
+    controls of the pipeline, not points of the series."""
+    from types import SimpleNamespace as NS
+
+    from mgmt_audit.report.sections import power_section
+
+    def cohort(name, strength, auc):
+        return NS(cohort=name, strength=strength, control=False, verdict="inconclusive",
+                  lead=NS(auc=auc, ci_low=auc - 0.1, ci_high=auc + 0.1))
+
+    def config(cohort_name, leaked):
+        return NS(group=NS(leaked=leaked, study=NS(cohort=cohort_name)))
+
+    verdicts = NS(margin=0.65, cohorts=[cohort("null", 0.0, 0.52), cohort("signal", 1.0, 0.99),
+                                        cohort("leak", 0.0, 0.59)],
+                  configurations=[config("null", False), config("signal", False), config("leak", False),
+                                  config("leak", True)])
+    drawn = []
+    with mock.patch.object(figures, "power_curve", side_effect=lambda points, margin: drawn.append(points)):
+        with mock.patch("mgmt_audit.report.sections.figure_block", return_value=None):
+            power_section(verdicts)
+    assert [(p.strength, p.auc) for p in drawn[0]] == [(0.0, 0.52), (1.0, 0.99)]
