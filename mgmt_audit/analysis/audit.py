@@ -157,10 +157,11 @@ def _refuse_unnamed_patient_rows(table: Mapping, runs: np.ndarray, source: str) 
         values = np.asarray(table[name]).astype(str)
         for run in dict.fromkeys(runs.tolist()):
             chosen = values[runs == run]
-            if len(set(chosen.tolist())) < chosen.size:
+            distinct = len(set(chosen.tolist()))
+            if distinct < chosen.size:
                 raise AnalysisInputError(
                     f"{source}: column {name!r} repeats within a run ({chosen.size} rows for "
-                    f"{len(set(chosen.tolist()))} values), so without the patient column its rows would "
+                    f"{distinct} values), so without the patient column its rows would "
                     f"count as patients: pass --id-col {name} to average each patient's rows",
                     parameter="id_col")
 

@@ -154,13 +154,13 @@ class Manifest:
         if path.is_file() and path.name != MANIFEST_NAME:
             raise CohortError(f"{path} is a file, not an ingested cache: give the cache folder (the one "
                               f"holding {MANIFEST_NAME}) or its {MANIFEST_NAME}")
-        raw = path.is_dir() and not (path / MANIFEST_NAME).is_file() and next(path.rglob("*.dcm"), None) is not None
-        if raw:
-            raise CohortError(f"{path} holds DICOM series, not an ingested cache: run `mgmt-audit ingest "
-                              f"{path} --labels CSV --out CACHE` and give CACHE")
-        if path.is_dir():
+        directory = path if path.is_dir() else None
+        if directory is not None:
             path = path / MANIFEST_NAME
         if not path.is_file():
+            if directory is not None and next(directory.rglob("*.dcm"), None) is not None:
+                raise CohortError(f"{directory} holds DICOM series, not an ingested cache: run `mgmt-audit "
+                                  f"ingest {directory} --labels CSV --out CACHE` and give CACHE")
             raise CohortError(
                 f"no manifest at {path}: run `mgmt-audit ingest ROOT --labels CSV --out "
                 f"{path.parent if path.name == MANIFEST_NAME else path}` first"

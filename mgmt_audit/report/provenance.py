@@ -69,8 +69,8 @@ def study_runs(studies: Sequence[StudyRuns], manifests: Mapping[str, Manifest]) 
             seeds="seeds " + ", ".join(str(s) for s in sorted({t.seed for t in study.trials
                                                             if not t.null and t.seed is not None})),
             trials=f"{len(study.trials)} trials ({nulls} label-permutation null)",
-            split=("patient split: " + _split(run.split) + _slice_split(leaked.split)
-                   if leaked is not None and leaked is not run else _split(run.split)),
+            split=(f"patient split: {_split(run.split)}; {_slice_split(leaked.split)}"
+                   if leaked is not None and run.split.unit != SLICE else _split(run.split)),
         ))
     return out
 
@@ -109,7 +109,7 @@ def _training(config: Mapping[str, Any]) -> str:
 def _split(split: Any) -> str:
     """The patients of one run's split, counted."""
     if split.unit == SLICE:
-        return _slice_split(split).removeprefix("; ")
+        return _slice_split(split)
     if split.k_folds:
         return f"{split.k_folds}-fold cross-validation ({len(split.train) + len(split.val)} patients)"
     sides = [f"{len(split.train)} train", f"{len(split.val)} validation"]
@@ -122,6 +122,6 @@ def _slice_split(split: Any) -> str:
     """A slice-level split stated as what it is: the slices of every patient pooled and split, so
     the sides share patients (their counts overlap and do not add up)."""
     patients = len(set(split.train) | set(split.val) | set(split.test))
-    return (f"; slice split (leaked): the slices of {patients} patients pooled and split, so "
+    return (f"slice split (leaked): the slices of {patients} patients pooled and split, so "
             f"{len(split.train)}, {len(split.val)} and {len(split.test)} of them have slices in train, "
             "validation and held-out test")

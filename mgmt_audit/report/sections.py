@@ -26,6 +26,7 @@ from mgmt_audit.report.page import Cell, Section, details_block, figure_block, t
 from mgmt_audit.report.probing import StudyProbe
 from mgmt_audit.report.provenance import StudyRun, merged
 from mgmt_audit.report.verdicts import ConfigurationVerdict, ReportVerdicts
+from mgmt_audit.words import counted
 
 
 def auc_interval(v: Verdict | ConfoundBaseline) -> str:
@@ -152,7 +153,7 @@ def null_words(null: PipelineNull | None) -> str:
     """The label-permutation null as a table shows it: its p only when enough trials ran to decide."""
     if null is None:
         return "none run"
-    runs = f"{null.n} run{'s' if null.n != 1 else ''}"
+    runs = counted(null.n, "run")
     if not null.usable:
         return (f"{runs}: too few for a p (needs {null.needed} null trials, so that its smallest p, 1 / (n + 1), "
                 "can fall below alpha after the selection adjustment)")

@@ -225,8 +225,7 @@ def check_consistency(
     return _summarise(checks, identities)
 
 
-def _identities(reported: Mapping[str, PrintedNumber], classes: int,
-                averages: tuple[str, ...] = (MICRO,)) -> tuple[str, ...]:
+def _identities(reported: Mapping[str, PrintedNumber], classes: int, averages: tuple[str, ...]) -> tuple[str, ...]:
     """Equal printed accuracy, precision, sensitivity and F1: one number under micro averaging; under
     weighted averaging only the sensitivity equals the accuracy by definition (recall weighted by class
     size is the share correct), so an equal precision and F1 is then a coincidence or a micro average."""
